@@ -1,0 +1,29 @@
+"""The GAN backend: one generator forward pass per image, conditioned on the MiniLM sentence embedding."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise
+from genimg.models.gan import TextConditionalGenerator
+from genimg.options import SpeedOptions
+from genimg.accel import prepare_module
+
+
+class GanGenerator(BaseGenerator):
+    name = "gan"
+
+    def __init__(self, options: SpeedOptions, model: str | Path | None = None):
+        super().__init__(options)
+        self.text = self._text_encoder()
+        model = TextConditionalGenerator.from_pretrained(model or ASSETS / "gan", torch_dtype=self.dtype)
+        self.model = prepare_module(model.to(self.device).eval(), self.options, self.notes)
+
+    def _generate(self, request, text, timer, on_step):
+        noise = seeded_noise((request.batch_size, self.model.config.z_dim), request.seed, self.device, self.dtype)
+        with timer.stage("generate"):
+            images = self.model(noise, text.pooled)
+        return images
+
+
+def load(options: SpeedOptions, model=None) -> GanGenerator:
+    return GanGenerator(options, model)

@@ -1,0 +1,96 @@
+"""The latent-diffusion backend: the embedded emoji model (teacher or distilled) or any diffusers pipeline.
+
+``latent`` runs the embedded teacher (DPM-Solver++ by default, classifier-free guidance); ``latent-lcm`` runs the
+distilled student with LCMScheduler in 1-4 steps. ``model=`` loads any diffusers text-to-image pipeline instead
+(hub id or local folder), see ``genimg.backends.diffusers_pipeline``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+from diffusers import DDPMScheduler
+
+from genimg.accel import prepare_module
+from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise
+from genimg.options import SpeedOptions
+from genimg.sampling import denoise, make_scheduler
+
+EMBEDDED = ASSETS / "latent"
+DISTILLED = ASSETS / "latent-lcm"
+TINY_DECODER = ASSETS / "latent-tiny-decoder"
+
+
+class LatentGenerator(BaseGenerator):
+    name = "latent"
+    default_steps = 20
+    default_guidance = 3.0
+
+    def __init__(self, options: SpeedOptions, folder: Path = EMBEDDED, unet_folder: Path | None = None,
+                 default_scheduler: str = "dpm++"):
+        super().__init__(options)
+        self.text = self._text_encoder()
+        unet_folder = unet_folder or folder
+        self.scheduler_name = self.options.scheduler or default_scheduler
+        self.scheduler_config = DDPMScheduler.load_config(unet_folder / "scheduler")
+        make_scheduler(self.scheduler_name, self.scheduler_config)  # refuse an unknown scheduler at load time
+        unet = UNet2DConditionModel.from_pretrained(unet_folder / "unet", torch_dtype=self.dtype)
+        self.unet = prepare_module(unet.to(self.device).eval(), self.options, self.notes)
+        self.latent_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+        if self.options.tiny_decoder:
+            decoder = AutoencoderTiny.from_pretrained(TINY_DECODER, torch_dtype=self.dtype)
+            self.latent_scale = 1.0  # the tiny decoder reads the UNet's latents as they are
+        else:
+            decoder = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=self.dtype)
+            self.latent_scale = decoder.config.scaling_factor
+        decoder = decoder.to(self.device).eval()
+        self.decoder = decoder
+        self.decode_fn = prepare_module(_DecodeOnly(decoder), self.options, self.notes)
+        self.empty_context = self.text.encode([""]).tokens
+
+    def _generate(self, request, text, timer, on_step):
+        scheduler = make_scheduler(self.scheduler_name, self.scheduler_config)
+        noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
+        # Schedulers that add noise while sampling (LCM) draw it from this seeded generator.
+        generator = torch.Generator(self.device).manual_seed(request.seed)
+        with timer.stage("denoise"):
+            latents = denoise(self.unet, scheduler, noise, text.tokens, request.steps, request.guidance,
+                              self.empty_context, generator, on_step)
+        with timer.stage("decode"):
+            images = self.decode_fn(latents / self.latent_scale)
+        return images
+
+
+class _DecodeOnly(torch.nn.Module):
+    """The decoder half as its own module, so it can be compiled on its own."""
+
+    def __init__(self, autoencoder):
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(latents, return_dict=False)[0]
+
+
+def load(options: SpeedOptions, model=None):
+    if model is not None:
+        from genimg.backends.diffusers_pipeline import DiffusersGenerator
+
+        return DiffusersGenerator(options, model)
+    return LatentGenerator(options)
+
+
+class DistilledLatentGenerator(LatentGenerator):
+    """The distilled student: guidance is baked in, so no unconditional pass; LCMScheduler, 1-4 steps."""
+
+    name = "latent-lcm"
+    default_steps = 4
+    default_guidance = 1.0
+
+    def __init__(self, options: SpeedOptions):
+        super().__init__(options, EMBEDDED, unet_folder=DISTILLED, default_scheduler="lcm")
+
+
+def load_distilled(options: SpeedOptions, model=None):
+    return DistilledLatentGenerator(options)

@@ -1,0 +1,35 @@
+"""``python -m genimg train``: argument parsing for the training scripts."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from genimg.train import LATENT_STAGES, TRAINERS, TrainConfig, run
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train an embedded model (writes assets/models/...)")
+    parser.add_argument("model", choices=[*TRAINERS, "latent"], help="'latent' runs autoencoder, unet, tiny-decoder")
+    parser.add_argument("--out", help="output folder (default: the model's folder under assets/models)")
+    parser.add_argument("--dataset", default="emoji", choices=["emoji", "procedural"])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, help="wall-clock budget per stage; stops early when spent")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--teacher", default="assets/models/latent", help="distill: the teacher pipeline folder")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    stages = LATENT_STAGES if args.model == "latent" else (args.model,)
+    for stage in stages:
+        _, _, out, batch_size, learning_rate = TRAINERS[stage]
+        config = TrainConfig(out_dir=args.out or out, dataset=args.dataset, steps=args.steps, seconds=args.seconds,
+                             batch_size=args.batch_size or batch_size, learning_rate=args.lr or learning_rate,
+                             seed=args.seed, resume=args.resume, teacher=args.teacher)
+        summary = run(stage, config)
+        print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],
+                          "last": summary["last"]}))
+    return 0

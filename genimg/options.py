@@ -1,0 +1,113 @@
+"""Request and speed options: frozen dataclasses validated once at the boundary."""
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from dataclasses import dataclass
+
+from genimg.errors import InvalidRequest, UnsupportedOption
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_PROMPT_CHARS = 1000
+MAX_STEPS = 100
+MAX_BATCH_SIZE = 16
+MAX_SEED = 2**32 - 1
+MAX_GUIDANCE = 30.0
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Pick cuda, then mps, then cpu for ``auto``; refuse a device that is not there."""
+    import torch
+
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise InvalidRequest(f"Unknown device {device!r}: choose one of {', '.join(DEVICES)}.")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UnsupportedOption("CUDA was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UnsupportedOption("MPS was asked for but is not available here; use device='auto' or 'cpu'.")
+    return device
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How a generator runs; part of the cache key of a loaded generator."""
+
+    device: str = "auto"
+    precision: str = "fp32"
+    scheduler: str | None = None
+    compile: bool = False
+    channels_last: bool = False
+    tiny_decoder: bool = False
+    cuda_graphs: bool = False
+    fuse_qkv: bool = False
+
+    def validated(self) -> "SpeedOptions":
+        """Return a copy with the device resolved; raise on anything the hardware cannot do."""
+        if self.precision not in PRECISIONS:
+            raise InvalidRequest(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        device = resolve_device(self.device)
+        if self.precision == "fp16" and device == "cpu":
+            raise UnsupportedOption(
+                "fp16 is extremely slow or unsupported on a CPU; use precision='bf16' for half precision on CPU."
+            )
+        return dataclasses.replace(self, device=device)
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+
+def clean_prompt(prompt) -> str:
+    """Strip control/bidi characters and whitespace; refuse empty or absurdly long prompts."""
+    if not isinstance(prompt, str):
+        raise InvalidRequest(f"The prompt must be text, not {type(prompt).__name__}.")
+    # Categories Cc (control) and Cf (format: bidi overrides, zero-width marks) hide or reorder text.
+    kept = "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf") else " " for ch in prompt)
+    cleaned = " ".join(kept.split())
+    if not cleaned:
+        raise InvalidRequest("The prompt is empty: describe the image you want, e.g. 'a slice of pizza'.")
+    if len(cleaned) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(f"The prompt has {len(cleaned)} characters; the limit is {MAX_PROMPT_CHARS}.")
+    return cleaned
+
+
+def _int_in_range(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise InvalidRequest(f"{name} must be a whole number, got {value!r}.")
+    if not low <= int(value) <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}, got {int(value)}.")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: what to draw, how many, and with which randomness."""
+
+    prompt: str
+    steps: int | None = None
+    batch_size: int = 1
+    seed: int = 0
+    guidance: float | None = None
+
+    def validated(self) -> "Request":
+        guidance = self.guidance
+        if guidance is not None:
+            if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= MAX_GUIDANCE:
+                raise InvalidRequest(f"guidance must be a number between 0 and {MAX_GUIDANCE}, got {guidance!r}.")
+            guidance = float(guidance)
+        return Request(
+            prompt=clean_prompt(self.prompt),
+            steps=None if self.steps is None else _int_in_range("steps", self.steps, 1, MAX_STEPS),
+            batch_size=_int_in_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
+            seed=_int_in_range("seed", self.seed, 0, MAX_SEED),
+            guidance=guidance,
+        )

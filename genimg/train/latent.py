@@ -1,0 +1,163 @@
+"""Train the embedded latent-diffusion model, saved as a diffusers StableDiffusionPipeline folder.
+
+Three stages, each resumable: ``autoencoder`` (AutoencoderKL, 64x64 -> 16x16x4), ``unet`` (text-conditioned
+UNet2DConditionModel on MiniLM token embeddings, v-prediction, min-SNR weighting, EMA) and ``tiny_decoder``
+(AutoencoderTiny distilled from the KL autoencoder). ``python -m genimg train latent --out assets/models/latent``.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from genimg.models.latent import new_autoencoder, new_tiny_decoder, new_training_scheduler, new_unet
+from genimg.text import load_text_model, load_tokenizer
+from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
+
+CFG_DROPOUT = 0.1  # captions replaced by the empty prompt, so classifier-free guidance works at inference
+MIN_SNR_GAMMA = 5.0
+EMA_DECAY = 0.999
+
+
+def train_autoencoder(config: TrainConfig) -> dict:
+    accelerator = make_accelerator(config)
+    dataset, images, _ = load_training_data(config, accelerator.device)
+    vae = new_autoencoder()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.learning_rate)
+    vae, optimizer = accelerator.prepare(vae, optimizer)
+    rng = torch.Generator().manual_seed(config.seed)
+
+    def step(_: int) -> dict:
+        batch = images[torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)]
+        with accelerator.autocast():
+            posterior = accelerator.unwrap_model(vae).encode(batch).latent_dist
+            reconstruction = accelerator.unwrap_model(vae).decode(posterior.sample()).sample.float()
+        recon = (reconstruction - batch).abs().mean() + F.mse_loss(reconstruction, batch)
+        kl = posterior.kl().mean() / batch[0].numel()
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(recon + 1e-3 * kl)
+        optimizer.step()
+        return {"recon": recon.item(), "kl": kl.item()}
+
+    summary = train_loop(accelerator, config, step, "autoencoder")
+    vae = accelerator.unwrap_model(vae).eval()
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(images[i:i + 512]).latent_dist.mean for i in range(0, len(images), 512)])
+    vae.register_to_config(scaling_factor=float(1.0 / latents.float().std()))
+    save_half(vae, Path(config.out_dir) / "vae")
+    summary["scaling_factor"] = vae.config.scaling_factor
+    write_card(Path(config.out_dir) / "vae", "genimg latent autoencoder (AutoencoderKL)", summary)
+    return summary
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    means, stds = [], []
+    for start in range(0, len(images), 512):
+        dist = vae.encode(images[start:start + 512].to(vae.dtype)).latent_dist
+        means.append(dist.mean.float())
+        stds.append(dist.std.float())
+    return torch.cat(means), torch.cat(stds)
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = alphas / (1 - alphas)
+    return snr.clamp(max=MIN_SNR_GAMMA) / (snr + 1)  # min-SNR-gamma for v-prediction (Hang et al., 2023)
+
+
+def train_unet(config: TrainConfig) -> dict:
+    accelerator = make_accelerator(config)
+    dataset, images, bank = load_training_data(config, accelerator.device)
+    folder = Path(config.out_dir)
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(accelerator.device).eval()
+    latent_mean, latent_std = encode_dataset(vae, images)
+    scaling = vae.config.scaling_factor
+    scheduler = new_training_scheduler()
+    unet = new_unet()
+    ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=1e-2)
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    rng = torch.Generator().manual_seed(config.seed)
+
+    def step(_: int) -> dict:
+        emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
+        latents = (latent_mean[emoji] + latent_std[emoji] * torch.randn_like(latent_mean[emoji])) * scaling
+        context = bank.tokens[caption].float()
+        dropped = torch.rand(len(emoji), device=context.device) < CFG_DROPOUT
+        context[dropped] = bank.empty_tokens.float()
+        noise = torch.randn_like(latents)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(emoji),), device=latents.device)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        target = scheduler.get_velocity(latents, noise, timesteps)
+        prediction = unet(noisy, timesteps, context).sample
+        per_sample = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
+        loss = (per_sample * min_snr_weights(scheduler, timesteps)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        ema.update_parameters(accelerator.unwrap_model(unet))
+        return {"loss": loss.item()}
+
+    summary = train_loop(accelerator, config, step, "unet")
+    if accelerator.is_main_process:
+        save_pipeline(folder, ema.module, vae, scheduler)
+        write_card(folder, "genimg latent diffusion (teacher)", summary,
+                   f"v-prediction, min-SNR-{MIN_SNR_GAMMA} weighting, EMA {EMA_DECAY}, caption dropout {CFG_DROPOUT}. "
+                   "Load with genimg.load('latent') or StableDiffusionPipeline.from_pretrained(folder, "
+                   "text_encoder=genimg.text.load_text_model(), tokenizer=genimg.text.load_tokenizer()).")
+    return summary
+
+
+def save_pipeline(folder: Path, unet, vae, training_scheduler) -> None:
+    """A stock StableDiffusionPipeline folder; the MiniLM text encoder stays in its own package (not copied)."""
+    scheduler = DPMSolverMultistepScheduler.from_config(training_scheduler.config, algorithm_type="dpmsolver++")
+    pipeline = StableDiffusionPipeline(
+        vae=vae.to(torch.float16), text_encoder=load_text_model(), tokenizer=load_tokenizer(), unet=unet.to(torch.float16),
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(folder)
+    shutil.rmtree(folder / "text_encoder")
+    unet.to(torch.float32)
+    vae.to(torch.float32)
+
+
+def train_tiny_decoder(config: TrainConfig) -> dict:
+    accelerator = make_accelerator(config)
+    dataset, images, _ = load_training_data(config, accelerator.device)
+    folder = Path(config.out_dir)
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(accelerator.device).eval()
+    latent_mean, latent_std = encode_dataset(vae, images)
+    tiny = new_tiny_decoder()
+    optimizer = torch.optim.AdamW(tiny.parameters(), lr=config.learning_rate)
+    tiny, optimizer = accelerator.prepare(tiny, optimizer)
+    rng = torch.Generator().manual_seed(config.seed)
+
+    def step(_: int) -> dict:
+        index = torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)
+        latents = (latent_mean[index] + latent_std[index] * torch.randn_like(latent_mean[index]))
+        latents = latents * vae.config.scaling_factor
+        model = accelerator.unwrap_model(tiny)
+        with accelerator.autocast():
+            decoded = model.decode(latents).sample.float()
+            encoded = model.encode(images[index]).latents.float()
+        decode_loss = (decoded - images[index]).abs().mean() + F.mse_loss(decoded, images[index])
+        encode_loss = F.mse_loss(encoded, latents)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(decode_loss + encode_loss)
+        optimizer.step()
+        return {"decode": decode_loss.item(), "encode": encode_loss.item()}
+
+    summary = train_loop(accelerator, config, step, "tiny_decoder")
+    out = folder.parent / f"{folder.name}-tiny-decoder"
+    save_half(accelerator.unwrap_model(tiny), out)
+    write_card(out, "genimg tiny decoder (AutoencoderTiny for the latent model)", summary,
+               "Decoder trained to reproduce images from the KL autoencoder's scaled latents; encoder to predict them.")
+    return summary
