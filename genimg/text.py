@@ -41,8 +41,17 @@ def load_tokenizer(context_tokens: int = CONTEXT_TOKENS):
 def load_text_model():
     """The BERT model, set up so that stock diffusers pipelines pass it the attention mask as genimg does."""
     from transformers import BertModel
+    from transformers.utils import logging
 
-    model = BertModel.from_pretrained(minilm_folder(), add_pooling_layer=False, dtype=torch.float32)
+    # The checkpoint carries a pooler we don't use; its "unexpected keys" report is noise to users.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        model = BertModel.from_pretrained(minilm_folder(), add_pooling_layer=False, dtype=torch.float32)
+    finally:
+        logging.set_verbosity(verbosity)
+        logging.enable_progress_bar()
     model.config.use_attention_mask = True
     return model.eval().requires_grad_(False)
 

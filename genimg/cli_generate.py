@@ -1,0 +1,80 @@
+"""``python -m genimg generate``: prompts in, PNG files and timings out; the model is loaded once."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+import genimg
+from genimg.errors import GenimgError
+from genimg.options import PRECISIONS, clean_prompt
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("generate", help="generate images from a prompt or a file of prompts")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("prompt", nargs="?", help="what to draw")
+    source.add_argument("--prompts-file", type=Path, help="one prompt per line; writes DIR/0000.png, DIR/0001.png...")
+    parser.add_argument("--backend", default="latent-lcm", choices=sorted(genimg.BACKENDS))
+    parser.add_argument("--model", help="latent only: a diffusers pipeline id or local folder")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--scheduler")
+    parser.add_argument("--guidance", type=float)
+    parser.add_argument("--tiny-decoder", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("outputs"))
+    parser.add_argument("--json", action="store_true", help="print the timings of every prompt as JSON")
+    parser.set_defaults(handler=main)
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    if args.prompts_file is None:
+        return [clean_prompt(args.prompt)]
+    try:
+        lines = args.prompts_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise GenimgError(f"Cannot read the prompts file {args.prompts_file}: {error}") from error
+    prompts = [clean_prompt(line) for line in lines if line.strip()]  # blank lines are not prompts
+    if not prompts:
+        raise GenimgError(f"The prompts file {args.prompts_file} has no prompts (one per line).")
+    return prompts
+
+
+def image_name(prompt_index: int, batch_index: int) -> str:
+    return f"{prompt_index:04d}.png" if batch_index == 0 else f"{prompt_index:04d}-{batch_index}.png"
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        prompts = read_prompts(args)
+        options = {"scheduler": args.scheduler} if args.scheduler else {}
+        generator = genimg.load(args.backend, device=args.device, precision=args.precision, model=args.model,
+                                tiny_decoder=args.tiny_decoder, compile=args.compile, **options)
+        args.out.mkdir(parents=True, exist_ok=True)
+        records = []
+        for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):
+            result = generator.generate(prompt, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                                        guidance=args.guidance)
+            files = []
+            for batch_index, image in enumerate(result.images):
+                path = args.out / image_name(index, batch_index)
+                image.save(path)
+                files.append(str(path))
+            records.append({"prompt": prompt, "files": files, "timings_ms": result.timings,
+                            "notes": result.info.get("notes", [])})
+    except GenimgError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        for record in records:
+            print(f"{record['files'][0]}: {record['timings_ms']['total']:.1f} ms  ({record['prompt']})")
+    return 0

@@ -1,0 +1,36 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "genimg", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_prompts_file_writes_one_png_per_line_in_order_and_json_timings(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("red heart\nrocket\n")
+    out = tmp_path / "out"
+    result = run_cli("generate", "--prompts-file", str(prompts), "--backend", "gan", "--batch-size", "2",
+                     "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["0000-1.png", "0000.png", "0001-1.png", "0001.png"]
+    records = json.loads(result.stdout)
+    assert [r["prompt"] for r in records] == ["red heart", "rocket"]
+    assert all(r["timings_ms"]["total"] > 0 for r in records)
+
+
+def test_bad_input_exits_with_a_message_and_no_traceback(tmp_path):
+    result = run_cli("generate", "   ", "--backend", "gan", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "prompt is empty" in result.stderr and "Traceback" not in result.stderr
+    missing = run_cli("generate", "--prompts-file", str(tmp_path / "nope.txt"), "--out", str(tmp_path))
+    assert missing.returncode == 2 and "Cannot read" in missing.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,61 @@
+"""Loading diffusers pipelines: the embedded folder with stock diffusers, and any folder through genimg."""
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import BertConfig, BertModel
+
+import genimg
+from genimg.backends.base import ASSETS
+from genimg.text import load_text_model, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_folder(tmp_path_factory):
+    """A random, tiny SD-style pipeline (BERT text encoder, 32x32 images) saved as a diffusers folder."""
+    torch.manual_seed(0)
+    text_encoder = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                        intermediate_size=64), add_pooling_layer=False)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 64), cross_attention_dim=32, norm_num_groups=32,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=8)
+    vae = AutoencoderKL(block_out_channels=(32, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=32)
+    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=load_tokenizer(), unet=unet,
+                                       scheduler=DDIMScheduler(), safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    folder = tmp_path_factory.mktemp("tiny-pipeline")
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_any_pipeline_folder_loads_and_reports_stage_timings(tiny_pipeline_folder):
+    generator = genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder))
+    result = generator.generate("a cat", steps=2, batch_size=2, seed=1)
+    assert len(result.images) == 2 and result.images[0].size == (32, 32)
+    assert result.timings["text_encode"] > 0 and result.timings["denoise"] > 0 and result.timings["decode"] > 0
+    again = generator.generate("a cat", steps=2, batch_size=2, seed=1)
+    assert np.array_equal(np.asarray(result.images[1]), np.asarray(again.images[1]))
+
+
+@pytest.mark.slow
+def test_embedded_folder_is_a_stock_stable_diffusion_pipeline():
+    pipeline = StableDiffusionPipeline.from_pretrained(ASSETS / "latent", text_encoder=load_text_model(),
+                                                       tokenizer=load_tokenizer(), safety_checker=None)
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline("red heart", num_inference_steps=2, output_type="np",
+                      generator=torch.Generator().manual_seed(0)).images
+    assert images.shape == (1, 64, 64, 3)
+    assert 0.0 <= images.min() and images.max() <= 1.0 and images.std() > 0.05
+
+
+def test_a_model_that_is_neither_folder_nor_hub_id_is_refused(tmp_path):
+    with pytest.raises(genimg.ModelLoadError, match="neither a local folder"):
+        genimg.load("latent", device="cpu", model="no such model")
+
+
+def test_hub_ids_fail_with_a_clear_message_when_offline():
+    with pytest.raises(genimg.ModelLoadError, match="network"):
+        genimg.load("latent", device="cpu", model="genimg-test/does-not-exist")

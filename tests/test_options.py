@@ -1,0 +1,50 @@
+import pytest
+
+from genimg.errors import InvalidRequest, UnsupportedOption
+from genimg.options import Request, SpeedOptions, clean_prompt, resolve_device
+
+
+def test_auto_device_is_cpu_without_accelerators():
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto") == expected
+
+
+def test_fp16_on_cpu_is_refused_with_a_hint_to_bf16():
+    with pytest.raises(UnsupportedOption, match="bf16"):
+        SpeedOptions(device="cpu", precision="fp16").validated()
+
+
+@pytest.mark.parametrize("precision", ["fp8", "", "FP32"])
+def test_unknown_precision_is_refused(precision):
+    with pytest.raises(InvalidRequest, match="precision"):
+        SpeedOptions(device="cpu", precision=precision).validated()
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(InvalidRequest, match="device"):
+        SpeedOptions(device="tpu").validated()
+
+
+def test_prompt_is_cleaned_of_control_and_bidi_characters():
+    assert clean_prompt("  a\u202e red\x00 heart\n ") == "a red heart"
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\u200b\u202e", None, 42])
+def test_empty_or_non_text_prompts_are_refused(prompt):
+    with pytest.raises(InvalidRequest):
+        clean_prompt(prompt)
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("steps", 101), ("steps", 2.5), ("batch_size", 0),
+                                          ("batch_size", 17), ("seed", -1), ("seed", "7"), ("guidance", -1.0),
+                                          ("batch_size", True)])
+def test_out_of_range_or_mistyped_values_are_refused(field, value):
+    with pytest.raises(InvalidRequest, match=field):
+        Request(prompt="a cat", **{field: value}).validated()
+
+
+def test_valid_request_passes_and_normalises():
+    request = Request(prompt=" a cat ", steps=4.0, batch_size=2, seed=7, guidance=2).validated()
+    assert request == Request(prompt="a cat", steps=4, batch_size=2, seed=7, guidance=2.0)
