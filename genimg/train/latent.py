@@ -44,6 +44,8 @@ def train_autoencoder(config: TrainConfig) -> dict:
         return {"recon": recon.item(), "kl": kl.item()}
 
     summary = train_loop(accelerator, config, step, "autoencoder")
+    if not accelerator.is_main_process:
+        return summary
     vae = accelerator.unwrap_model(vae).eval()
     with torch.no_grad():
         latents = torch.cat([vae.encode(images[i:i + 512]).latent_dist.mean for i in range(0, len(images), 512)])
@@ -156,6 +158,8 @@ def train_tiny_decoder(config: TrainConfig) -> dict:
         return {"decode": decode_loss.item(), "encode": encode_loss.item()}
 
     summary = train_loop(accelerator, config, step, "tiny_decoder")
+    if not accelerator.is_main_process:
+        return summary
     out = folder.parent / f"{folder.name}-tiny-decoder"
     save_half(accelerator.unwrap_model(tiny), out)
     write_card(out, "genimg tiny decoder (AutoencoderTiny for the latent model)", summary,
