@@ -1,0 +1,358 @@
+"""genimg demo: Generate | Compare | Benchmark | About. UI only: every image, timing and score comes from genimg.
+
+    python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
+    gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import gradio as gr
+
+import genimg
+from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
+
+try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(function):
+        return function
+
+ROOT = Path(__file__).resolve().parent
+BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
+BACKEND_CHOICES = list(genimg.BACKENDS)
+SCHEDULER_CHOICES = ["default", "dpm++", "ddim", "euler", "lcm"]
+OFF = "off"
+# Warm-up runs use their own prompt, so the timed run still pays for encoding the user's prompt (once per generator).
+WARM_UP_PROMPT = "warm-up"
+# genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
+LOADED_NOW_S = 0.05
+EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
+# Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
+# tiny decoder, the one-pass GAN.
+COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
+THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+# The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
+CSS = """.pixelated img { image-rendering: pixelated; }
+.wrap-captions .caption-label { white-space: normal; max-width: 95%; }"""
+
+logger = logging.getLogger("genimg.app")
+
+
+@contextmanager
+def user_errors():
+    """genimg's errors become gr.Error with their message; anything else is logged and reported, never a crash."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except genimg.GenimgError as error:
+        raise gr.Error(str(error)) from error
+    except Exception as error:  # noqa: BLE001 - the UI must survive whatever a model or a hub id throws
+        logger.exception("unexpected error")
+        raise gr.Error(f"Unexpected {type(error).__name__}: {error}") from error
+
+
+def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
+                   compile: bool = False, tiny_decoder: bool = False):
+    """The cached generator for these options, and how long loading took (about 0 when it was cached)."""
+    model = (model or "").strip() or None
+    if model and backend != "latent":
+        raise gr.Error(f"A diffusers model id or folder runs on the 'latent' backend, not {backend!r}: "
+                       "choose 'latent' or clear the model box.")
+    start = time.perf_counter()
+    generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
+                            tiny_decoder=bool(tiny_decoder), scheduler=None if scheduler == "default" else scheduler)
+    return generator, time.perf_counter() - start
+
+
+def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False):
+    """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
+    (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
+    numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
+    steps = steps or None  # 0 (or empty) means the backend's default
+    if warm_up:
+        progress(0, desc=f"{label}warming up")
+        generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)
+
+    def on_step(done: int, total: int) -> None:
+        progress((done, total), desc=f"{label}denoising", unit="steps")
+
+    progress(0, desc=f"{label}generating")
+    return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step)
+
+
+def match_scores(images, prompt: str) -> list[float]:
+    from genimg.quality import default_judge
+
+    return default_judge().score(images, prompt)
+
+
+def format_memory(peak_bytes, device: str) -> str:
+    return f"n/a on {device}" if peak_bytes is None else f"{peak_bytes / 2**20:,.1f} MiB"
+
+
+def latency_markdown(result, scores: list[float], load_s: float, warmed_up: bool) -> str:
+    """Total, per image, per stage, images/s, peak memory and the judge's prompt-match score, as Markdown."""
+    timings, info, count = result.timings, result.info, len(result.images)
+    total = timings["total"]
+    lines = [
+        f"### {total:,.1f} ms total · {result.per_image_ms:,.1f} ms per image · {1000 * count / total:,.1f} images/s",
+        f"- **Prompt match** {sum(scores) / len(scores):.1f} / 100 "
+        f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
+        f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
+        "",
+        "| stage | ms | share |",
+        "|---|---:|---:|",
+        *(f"| {stage} | {ms:,.1f} | {100 * ms / total:.0f}% |" for stage, ms in timings.items() if stage != "total"),
+        "",
+        f"{info.get('model') or info['backend']} · {info['precision']} · {info['device']} · "
+        + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}",
+    ]
+    if load_s > LOADED_NOW_S:
+        lines.append(f"\nLoaded the model in {load_s:.1f} s (once; later requests reuse it).")
+    if warmed_up:
+        lines.append("\nAn untimed warm-up run came first, so this is the steady-state latency.")
+    lines += [f"\n_{note}_" for note in info.get("notes", [])]
+    return "\n".join(lines)
+
+
+@gpu
+def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
+             seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
+             tiny_decoder: bool = False, progress=gr.Progress()):
+    """Generate a batch; returns the images (captioned with their match score) and the latency report."""
+    with user_errors():
+        progress(0, desc="loading model")
+        generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder)
+        warm_up = bool(compile) or load_s > LOADED_NOW_S
+        result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up)
+        progress(1, desc="scoring prompt match")
+        scores = match_scores(result.images, result.info["prompt"])
+    gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
+               enumerate(zip(result.images, scores))]
+    return gallery, latency_markdown(result, scores, load_s, warm_up)
+
+
+def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
+                 single_pass: bool) -> str:
+    parts = [f"{index}. {backend}", precision, "1 pass" if single_pass else f"{int(steps)} steps"]
+    if scheduler != "default" and not single_pass:
+        parts.append(scheduler)
+    if tiny_decoder:
+        parts.append("tiny decoder")
+    return " ".join(parts)
+
+
+def compare_row(label: str, config: dict, result, score: float, baseline_ms: float | None) -> dict:
+    total = result.timings["total"]
+    return {"config": label, **config, "latency_ms": round(total, 2),
+            "speedup": round((baseline_ms or total) / total, 2), "match_score": round(score, 1),
+            "peak_memory_bytes": result.peak_memory,
+            **{f"{stage}_ms": round(ms, 2) for stage, ms in result.timings.items() if stage != "total"}}
+
+
+def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
+    folder = Path(tempfile.gettempdir()) / "genimg-app" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(folder / "compare.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    payload = {"prompt": prompt, "seed": seed, "device": resolve_device("auto"), "results": rows}
+    (folder / "compare.json").write_text(json.dumps(payload, indent=2))
+    return [str(folder / "compare.csv"), str(folder / "compare.json")]
+
+
+@gpu
+def compare(prompt: str, seed: int = 0,
+            backend_1: str = "latent", precision_1: str = "fp32", steps_1: int = 20, scheduler_1: str = "default",
+            tiny_decoder_1: bool = False,
+            backend_2: str = "latent-lcm", precision_2: str = "fp32", steps_2: int = 4, scheduler_2: str = "default",
+            tiny_decoder_2: bool = False,
+            backend_3: str = "latent-lcm", precision_3: str = "fp32", steps_3: int = 2, scheduler_3: str = "default",
+            tiny_decoder_3: bool = True,
+            backend_4: str = "gan", precision_4: str = "fp32", steps_4: int = 1, scheduler_4: str = "default",
+            tiny_decoder_4: bool = False, progress=gr.Progress()):
+    """Run 2-4 configurations on the same prompt and seed (each warmed up once, untimed), first one as baseline.
+
+    Returns the captioned images, the latency bar chart, the results table and the CSV + JSON downloads.
+    """
+    import pandas as pd
+
+    configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t)) for b, p, s, sc, t in (
+        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1),
+        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2),
+        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3),
+        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4)) if b and b != OFF]
+    if len(configs) < 2:
+        raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
+    gallery, rows = [], []
+    with user_errors():
+        for index, config in enumerate(configs, start=1):
+            progress(0, desc=f"{index}/{len(configs)}: loading {config['backend']}")
+            generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
+                                          False, config["tiny_decoder"])
+            single_pass = generator.default_steps is None
+            result = run_generation(generator, prompt, None if single_pass else config["steps"], 1, seed, progress,
+                                    label=f"{index}/{len(configs)}: ", warm_up=True)
+            label = config_label(index, **config, single_pass=single_pass)
+            score = match_scores(result.images, result.info["prompt"])[0]
+            row = compare_row(label, config, result, score, rows[0]["latency_ms"] if rows else None)
+            rows.append(row)
+            # Captions stay short; the table below names each configuration in full.
+            gallery.append((result.images[0], f"{index}: {row['latency_ms']:,.0f} ms · {row['speedup']:.2f}x · "
+                                              f"match {score:.0f}"))
+    chart = pd.DataFrame({"config": [row["config"] for row in rows], "latency_ms": [row["latency_ms"] for row in rows]})
+    table = pd.DataFrame([{key: row[key] for key in ("config", "latency_ms", "speedup", "match_score")}
+                          for row in rows])
+    return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"])
+
+
+def bench_results() -> tuple[str | None, str]:
+    """The newest benchmark plot and table on disk (``python -m genimg bench`` writes them), or how to make them."""
+    for folder in BENCH_FOLDERS:
+        plots, tables, jsons = (sorted(folder.glob(pattern), key=lambda path: -path.stat().st_mtime)
+                                for pattern in ("*.png", "*.md", "*.json"))
+        if not (plots or tables or jsons):
+            continue
+        text = tables[0].read_text() if tables else json_table(jsons[0]) if jsons else ""
+        source = f"\n\n_From `{folder.relative_to(ROOT)}/`._"
+        return (str(plots[0]) if plots else None), text + source
+    return None, ("No benchmark results yet. Run `python -m genimg bench` (it writes `outputs/bench/`), "
+                  "then press **Reload**. This tab shows results from files only; it does not run the benchmark.")
+
+
+def json_table(path: Path) -> str:
+    """A Markdown table from a bench JSON: a list of flat records, or {"results": [...]}."""
+    data = json.loads(path.read_text())
+    records = data.get("results", []) if isinstance(data, dict) else data
+    records = [record for record in records if isinstance(record, dict)]
+    if not records:
+        return f"`{path.name}` holds no result rows."
+    columns = [key for key in records[0] if not isinstance(records[0][key], (dict, list))]
+    rows = [" | ".join(f"{record.get(key, '')}" if not isinstance(record.get(key), float) else f"{record[key]:,.2f}"
+                       for key in columns) for record in records]
+    return "\n".join([f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *(f"| {row} |" for row in rows)])
+
+
+ABOUT = """
+## The models
+Every model here was trained by genimg on its own emoji data set (Noto Color Emoji at 64x64, captions from the
+`emoji` package) and reads prompts through the same frozen MiniLM sentence encoder (all-MiniLM-L6-v2, 384-d).
+
+| backend | what runs per image | how it was trained |
+|---|---|---|
+| `gan` | one generator forward pass | hinge loss, projection critic, L1 to the captioned emoji |
+| `vae` | one decoder pass from z ~ N(0, I) | text-conditional VAE |
+| `latent` | UNet on 16x16x4 latents x steps (x2 with guidance), then the KL decoder | v-prediction teacher; \
+DPM-Solver++ 20 steps, guidance 3 by default |
+| `latent-lcm` | the distilled UNet, 1-4 LCM steps, no unconditional pass | regression onto the teacher's samples |
+
+`latent` also runs any diffusers text-to-image pipeline: put its hub id or folder in "Diffusers model id".
+**Tiny decoder**: an AutoencoderTiny (TAESD-style, 8x fewer weights than the KL autoencoder) for the same latents.
+**Prompt match** is scored by a small judge (image and text embeddings trained with InfoNCE on the same emoji), 0-100.
+
+Speed options: precision (bf16 halves memory traffic; fp16 needs a GPU), scheduler, `torch.compile`, tiny decoder.
+Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
+"""
+
+
+def build_generate_tab() -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(label="Prompt", placeholder="a slice of pizza", elem_id="prompt")
+            with gr.Row():
+                backend = gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend")
+                precision = gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision")
+            with gr.Row():
+                steps = gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
+                                  info="0 = backend default; gan/vae: 1 pass")
+                batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size")
+            with gr.Accordion("More speed options", open=False):
+                model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
+                scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
+                with gr.Row():
+                    compile_ = gr.Checkbox(label="torch.compile")
+                    tiny_decoder = gr.Checkbox(label="Tiny decoder (latent backends)")
+            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+            button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+            gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png", object_fit="contain",
+                                 elem_id="gallery", elem_classes="pixelated")
+            latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
+    inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder]
+    gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
+          concurrency_id="models")
+
+
+def build_compare_tab() -> None:
+    prompt = gr.Textbox(label="Prompt", value="a slice of pizza")
+    seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+    config_inputs = []
+    with gr.Row():
+        for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
+            with gr.Column(min_width=180):
+                gr.Markdown(f"**Configuration {index}**" + (" (baseline)" if index == 1 else ""))
+                config_inputs += [
+                    gr.Dropdown(BACKEND_CHOICES + [OFF], value=default_backend, label="Backend"),
+                    gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
+                    gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Steps"),
+                    gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler"),
+                    gr.Checkbox(value=default_tiny, label="Tiny decoder"),
+                ]
+    button = gr.Button("Compare", variant="primary")
+    gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
+                         elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
+    table = gr.Dataframe(label="Results (speed-up vs configuration 1)", interactive=False)
+    chart = gr.BarPlot(x="config", y="latency_ms", title="Latency per image (ms, lower is faster)", sort=None,
+                       label="Latency", x_title="configuration", y_title="ms", x_label_angle=-15, height=320)
+    downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
+    button.click(compare, [prompt, seed, *config_inputs], [gallery, chart, table, downloads], api_name="compare",
+                 concurrency_id="models")
+
+
+def build_benchmark_tab(demo: gr.Blocks) -> None:
+    gr.Markdown("Results of `python -m genimg bench` (sweeps over backends, precisions, steps and batch sizes).")
+    plot = gr.Image(label="Benchmark plot", type="filepath", interactive=False)
+    table = gr.Markdown()
+    reload_button = gr.Button("Reload")
+    gr.on([demo.load, reload_button.click], bench_results, None, [plot, table], api_visibility="private",
+          queue=False)
+
+
+def build_demo() -> gr.Blocks:
+    """The Blocks app, queue configured; builds the UI only (models load on the first request that needs them)."""
+    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False) as demo:
+        gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
+        with gr.Tab("Generate"):
+            build_generate_tab()
+        with gr.Tab("Compare"):
+            build_compare_tab()
+        with gr.Tab("Benchmark"):
+            build_benchmark_tab(demo)
+        with gr.Tab("About"):
+            gr.Markdown(ABOUT)
+    # Generations share one device: one at a time on a CPU, a few on a GPU (each generator also holds a lock).
+    concurrency = 1 if resolve_device("auto") == "cpu" else 3
+    return demo.queue(default_concurrency_limit=concurrency, max_size=32)
+
+
+def launch(demo: gr.Blocks | None = None, **launch_options):
+    """Launch with the app's theme and CSS; server name and port come from GRADIO_SERVER_NAME/PORT unless given."""
+    return (demo or build_demo()).launch(theme=THEME, css=CSS, **launch_options)
+
+
+if __name__ == "__main__":
+    launch()

@@ -1,0 +1,122 @@
+"""The app end to end through its public API: launched in-process, driven with gradio_client like any caller."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    import app
+
+    demo = app.build_demo()
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
+                           quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def images_of(gallery) -> list[Path]:
+    return [Path(item["image"]["path"] if isinstance(item["image"], dict) else item["image"]) for item in gallery]
+
+
+def test_importing_and_building_the_app_launches_nothing_and_loads_no_model():
+    check = ("import app; from genimg.registry import DEFAULT_CACHE; app.build_demo(); "
+             "assert not DEFAULT_CACHE._generators, DEFAULT_CACHE._generators")
+    subprocess.run([sys.executable, "-c", check], cwd=Path(__file__).parents[1], check=True, timeout=120)
+
+
+def test_named_endpoints_take_named_parameters(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    generate_parameters = [parameter["parameter_name"] for parameter in endpoints["/generate"]["parameters"]]
+    assert generate_parameters[:6] == ["prompt", "backend", "steps", "batch_size", "precision", "seed"]
+    assert "/compare" in endpoints
+
+
+@pytest.mark.parametrize("backend, steps", [("gan", 1), ("vae", 1), ("latent", 4), ("latent-lcm", 2)])
+def test_generate_every_backend(client, backend, steps):
+    gallery, latency = client.predict("a slice of pizza", backend, steps, 1, "fp32", 0, api_name="/generate")
+    assert len(images_of(gallery)) == 1 and images_of(gallery)[0].exists()
+    assert "ms total" in latency and "ms per image" in latency and "images/s" in latency
+    assert "Prompt match" in latency and "Peak memory" in latency
+
+
+def test_batch_returns_that_many_images(client):
+    gallery, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=3, precision="fp32",
+                                      seed=7, api_name="/generate")
+    assert len(images_of(gallery)) == 3
+    assert "batch 3" in latency
+
+
+def test_compare_two_configurations(client):
+    gallery, chart, table, downloads = client.predict(
+        "red heart", 0, "latent-lcm", "fp32", 2, "default", False, "gan", "fp32", 1, "default", False,
+        backend_3="off", backend_4="off", api_name="/compare")
+    captions = [item["caption"] for item in gallery]
+    assert len(captions) == 2 and captions[0].startswith("1: ") and "1.00x" in captions[0]
+    assert "ms" in captions[1] and "match" in captions[1]
+    csv_path, json_path = sorted(downloads, key=lambda path: Path(path).suffix)
+    results = json.loads(Path(json_path).read_text())["results"]
+    assert [row["backend"] for row in results] == ["latent-lcm", "gan"]
+    assert results[0]["config"] == "1. latent-lcm fp32 2 steps" and results[1]["config"] == "2. gan fp32 1 pass"
+    assert results[0]["speedup"] == 1.0 and results[1]["latency_ms"] > 0
+    assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(prompt="   "), "prompt is empty"),
+    (dict(precision="fp16"), "bf16"),
+    (dict(backend="latent", model="nobody/no-such-model"), "Could not load"),
+    (dict(model="nobody/no-such-model"), "runs on the 'latent' backend"),
+    (dict(batch_size=100), "greater than maximum value 16"),
+])
+def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, arguments, message):
+    request = dict(prompt="grinning face", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
+    with pytest.raises(Exception, match=message):
+        client.predict(**{**request, **arguments}, api_name="/generate")
+    gallery, _ = client.predict(**request, api_name="/generate")
+    assert len(images_of(gallery)) == 1
+
+
+def test_compare_needs_two_configurations(client):
+    with pytest.raises(Exception, match="at least two"):
+        client.predict("rocket", 0, backend_1="gan", backend_2="off", backend_3="off", backend_4="off",
+                       api_name="/compare")
+
+
+def test_benchmark_tab_shows_the_newest_results_on_disk(tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.setattr(app, "ROOT", tmp_path)
+    monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", tmp_path / "assets" / "bench"))
+    plot, text = app.bench_results()
+    assert plot is None and "python -m genimg bench" in text
+    folder = tmp_path / "assets" / "bench"
+    folder.mkdir(parents=True)
+    (folder / "bench.json").write_text(json.dumps({"results": [{"backend": "gan", "latency_ms": 1.234, "stages": {}}]}))
+    plot, text = app.bench_results()
+    assert plot is None and "| backend | latency_ms |" in text and "| gan | 1.23 |" in text
+    (folder / "bench.png").write_bytes(b"png")
+    (folder / "bench.md").write_text("| a table |")
+    plot, text = app.bench_results()
+    assert plot == str(folder / "bench.png") and text.startswith("| a table |")
