@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--teacher", default="assets/models/latent", help="distill: the teacher pipeline folder")
+    parser.add_argument("--init-from", help="unet: start from this pipeline folder's weights (fine-tuning)")
     parser.set_defaults(handler=main)
 
 
@@ -28,7 +29,8 @@ def main(args: argparse.Namespace) -> int:
         _, _, out, batch_size, learning_rate = TRAINERS[stage]
         config = TrainConfig(out_dir=args.out or out, dataset=args.dataset, steps=args.steps, seconds=args.seconds,
                              batch_size=args.batch_size or batch_size, learning_rate=args.lr or learning_rate,
-                             seed=args.seed, resume=args.resume, teacher=args.teacher)
+                             seed=args.seed, resume=args.resume, teacher=args.teacher,
+                             init_from=args.init_from)
         summary = run(stage, config)
         print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],
                           "last": summary["last"]}))

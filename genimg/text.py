@@ -56,6 +56,14 @@ def load_text_model():
     return model.eval().requires_grad_(False)
 
 
+def embed_token_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token embeddings (the UNet's context) and their masked mean, L2-normalised (the sentence embedding)."""
+    hidden = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+    return hidden, torch.nn.functional.normalize(pooled.float(), dim=-1).to(hidden.dtype)
+
+
 @dataclass
 class TextEmbeddings:
     tokens: torch.Tensor  # (batch, CONTEXT_TOKENS, 384): the cross-attention context
@@ -79,11 +87,8 @@ class TextEncoder:
         batch = self.tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt",
                                return_overflowing_tokens=False, return_length=False)
         full_lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
-        mask = batch["attention_mask"].to(self.device)
-        hidden = self.model(input_ids=batch["input_ids"].to(self.device), attention_mask=mask).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-        pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).to(hidden.dtype)
+        hidden, pooled = embed_token_ids(self.model, batch["input_ids"].to(self.device),
+                                         batch["attention_mask"].to(self.device))
         limit = self.tokenizer.model_max_length
         return [(hidden[i], pooled[i], full_lengths[i] > limit) for i in range(len(prompts))]
 

@@ -25,7 +25,7 @@ TINY_DECODER = ASSETS / "latent-tiny-decoder"
 class LatentGenerator(BaseGenerator):
     name = "latent"
     default_steps = 20
-    default_guidance = 3.0
+    default_guidance = 5.0
 
     def __init__(self, options: SpeedOptions, folder: Path = EMBEDDED, unet_folder: Path | None = None,
                  default_scheduler: str = "dpm++"):

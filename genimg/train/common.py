@@ -28,6 +28,7 @@ class TrainConfig:
     resume: bool = False
     checkpoint_every: int = 1000
     teacher: str | None = None  # distillation: the folder of the model to learn from
+    init_from: str | None = None  # fine-tuning: a pipeline folder whose weights the run starts from
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:

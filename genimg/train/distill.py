@@ -19,7 +19,7 @@ from genimg.sampling import denoise
 from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
 
 TEACHER_STEPS = 16
-TEACHER_GUIDANCE = 3.0
+TEACHER_GUIDANCE = 5.0  # the judge scored the teacher best at 5 (35 vs 26 at 3, 21 at 1.5; 8 prompts)
 MAX_PAIRS = 16384
 
 

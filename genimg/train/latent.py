@@ -6,16 +6,16 @@ UNet2DConditionModel on MiniLM token embeddings, v-prediction, min-SNR weighting
 """
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genimg.models.latent import new_autoencoder, new_tiny_decoder, new_training_scheduler, new_unet
-from genimg.text import load_text_model, load_tokenizer
+from genimg.text import load_tokenizer
 from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
 
 CFG_DROPOUT = 0.1  # captions replaced by the empty prompt, so classifier-free guidance works at inference
@@ -80,7 +80,9 @@ def train_unet(config: TrainConfig) -> dict:
     latent_mean, latent_std = encode_dataset(vae, images)
     scaling = vae.config.scaling_factor
     scheduler = new_training_scheduler()
-    unet = new_unet()
+    # Fine-tuning starts from shipped weights (and their EMA); a fresh run from the architecture.
+    unet = (UNet2DConditionModel.from_pretrained(Path(config.init_from) / "unet", torch_dtype=torch.float32)
+            if config.init_from else new_unet())
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=1e-2)
     unet, optimizer = accelerator.prepare(unet, optimizer)
@@ -119,16 +121,22 @@ def train_unet(config: TrainConfig) -> dict:
 
 
 def save_pipeline(folder: Path, unet, vae, training_scheduler) -> None:
-    """A stock StableDiffusionPipeline folder; the MiniLM text encoder stays in its own package (not copied)."""
+    """A stock StableDiffusionPipeline folder. The MiniLM text encoder stays in its own package (90 MB, not copied):
+    users pass it as ``text_encoder=`` (see the model card), so the folder is written component by component."""
+    import diffusers
+
     scheduler = DPMSolverMultistepScheduler.from_config(training_scheduler.config, algorithm_type="dpmsolver++")
-    pipeline = StableDiffusionPipeline(
-        vae=vae.to(torch.float16), text_encoder=load_text_model(), tokenizer=load_tokenizer(), unet=unet.to(torch.float16),
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(folder)
-    shutil.rmtree(folder / "text_encoder")
-    unet.to(torch.float32)
-    vae.to(torch.float32)
+    save_half(unet, folder / "unet")
+    save_half(vae, folder / "vae")
+    scheduler.save_pretrained(folder / "scheduler")
+    tokenizer = load_tokenizer()
+    tokenizer.save_pretrained(folder / "tokenizer")
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+             "feature_extractor": [None, None], "image_encoder": [None, None], "requires_safety_checker": False,
+             "safety_checker": [None, None], "scheduler": ["diffusers", type(scheduler).__name__],
+             "text_encoder": ["transformers", "BertModel"], "tokenizer": ["transformers", type(tokenizer).__name__],
+             "unet": ["diffusers", type(unet).__name__], "vae": ["diffusers", type(vae).__name__]}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
 def train_tiny_decoder(config: TrainConfig) -> dict:
