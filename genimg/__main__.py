@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genimg import cli_train
+from genimg import cli_bench, cli_train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m genimg", description="Fast text-to-image generation.")
     subparsers = parser.add_subparsers(dest="command", required=True)
+    cli_bench.add_parser(subparsers)
     cli_train.add_parser(subparsers)
     return parser
 

@@ -1,27 +1,133 @@
-"""Applying speed options to modules. Each option is a no-op where the hardware cannot use it, and says so."""
+"""Applying speed options to modules. Each option is a no-op where the hardware cannot use it, and says so.
+
+Measured on a 2-core AMD EPYC (Zen 4, AVX-512 BF16), the 9M-parameter UNet at 16x16 latents, batch 2, bf16:
+torch.compile with inductor *freezing* (weights folded into the graph, oneDNN weight prepacking) roughly halves the
+forward time; plain torch.compile without freezing gains little. channels_last and fused QKV did not help this
+small UNet in eager mode on CPU; they are applied when asked, and the benchmark shows what they do.
+"""
 from __future__ import annotations
 
+import shutil
+
 import torch
+from torch.utils import _pytree as pytree
 
 from genimg.options import SpeedOptions
 
 
-def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str]) -> torch.nn.Module:
-    """channels_last and torch.compile, as asked; ``notes`` collects what was skipped and why."""
+def add_note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
+def note_inapplicable(options: SpeedOptions, notes: list[str], backend: str) -> None:
+    """For backends without a sampler or a latent decoder: say that those options do nothing here."""
+    if options.scheduler:
+        add_note(notes, f"scheduler: the {backend} backend draws in one pass and has no sampler; ignored.")
+    if options.tiny_decoder:
+        add_note(notes, f"tiny decoder: only the latent backends decode latents; ignored by the {backend} backend.")
+
+
+def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str],
+                   name: str = "model") -> torch.nn.Module:
+    """Fused QKV, channels_last, then torch.compile or CUDA graphs, as asked; ``notes`` says what was skipped."""
+    if options.fuse_qkv:
+        fuse_qkv(module, notes, name)
     if options.channels_last:
         module = module.to(memory_format=torch.channels_last)
+    on_cuda = options.device.startswith("cuda")
+    if options.cuda_graphs and not on_cuda:
+        add_note(notes, f"CUDA graphs need a CUDA GPU; ignored on {options.device}.")
     if options.compile:
-        module = torch.compile(module, mode="max-autotune-no-cudagraphs" if options.device == "cpu" else "reduce-overhead",
-                               fullgraph=False, dynamic=False)
-        note = "torch.compile: the first call per batch size compiles (reported as warm-up, not latency)."
-        if note not in notes:
-            notes.append(note)
-    if options.cuda_graphs and not options.device.startswith("cuda"):
-        note = "CUDA graphs need a CUDA GPU; ignored on " + options.device + "."
-        if note not in notes:
-            notes.append(note)
-    if options.fuse_qkv and not hasattr(module, "fuse_qkv_projections"):
-        pass
-    elif options.fuse_qkv:
-        module.fuse_qkv_projections()
+        return compile_module(module, options, notes)
+    if options.cuda_graphs and on_cuda:
+        add_note(notes, "CUDA graphs: each input shape is captured on its first call (warm-up), then replayed.")
+        return CudaGraphed(module)
     return module
+
+
+def fuse_qkv(module: torch.nn.Module, notes: list[str], name: str) -> bool:
+    """diffusers' ``fuse_qkv_projections`` on the model (or the models directly inside a wrapper) that offers it."""
+    candidates = [module] if hasattr(module, "fuse_qkv_projections") else list(module.children())
+    fused = False
+    for candidate in candidates:
+        if hasattr(candidate, "fuse_qkv_projections") and _has_attention(candidate):
+            candidate.fuse_qkv_projections()
+            fused = True
+    if not fused:
+        add_note(notes, f"fused QKV: the {name} has no attention projections to fuse; ignored.")
+    return fused
+
+
+def _has_attention(module: torch.nn.Module) -> bool:
+    from diffusers.models.attention_processor import Attention
+
+    return any(isinstance(m, Attention) for m in module.modules())
+
+
+def compile_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str]) -> torch.nn.Module:
+    """torch.compile for inference: inductor freezing on CPU, CUDA graphs via 'reduce-overhead' when asked."""
+    if options.device == "cpu" and not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
+        add_note(notes, "torch.compile needs a C++ compiler on CPU and none was found; ignored.")
+        return module
+    if options.device == "mps":
+        add_note(notes, "torch.compile is not used on MPS (inductor support is experimental there); ignored.")
+        return module
+    mode = "reduce-overhead" if options.cuda_graphs and options.device.startswith("cuda") else None
+    # Freezing folds the (never changing) weights into the graph: the big win on CPU, also used on GPU.
+    compiled = torch.compile(module, mode=mode, dynamic=False, options=None if mode else {"freezing": True})
+    add_note(notes, "torch.compile: the first generation per batch size compiles; that time is warm-up, "
+                    "reported separately, never in latency.")
+    if mode:
+        add_note(notes, "CUDA graphs: applied by torch.compile mode='reduce-overhead'.")
+    return compiled
+
+
+class CudaGraphed(torch.nn.Module):
+    """Replays a captured CUDA graph per input signature; tensors are copied into static buffers first.
+
+    Outputs are cloned, so a caller may keep them across calls (schedulers keep past model outputs).
+    """
+
+    def __init__(self, module: torch.nn.Module, warmup_calls: int = 2):
+        super().__init__()
+        self.module, self.warmup_calls = module, warmup_calls
+        self._graphs: dict = {}
+
+    @staticmethod
+    def _key(flat, spec):
+        return spec, tuple((tuple(x.shape), x.dtype, x.device) if isinstance(x, torch.Tensor) else x for x in flat)
+
+    def forward(self, *args, **kwargs):
+        flat, spec = pytree.tree_flatten((args, kwargs))
+        key = self._key(flat, spec)
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(flat, spec)
+        static_inputs, graph, static_output = self._graphs[key]
+        for buffer, value in zip(static_inputs, flat):
+            if isinstance(value, torch.Tensor):
+                buffer.copy_(value)
+        graph.replay()
+        return pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, static_output)
+
+    def _capture(self, flat, spec):
+        static_inputs = [x.clone() if isinstance(x, torch.Tensor) else x for x in flat]
+        args, kwargs = pytree.tree_unflatten(static_inputs, spec)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup_calls):  # lazy init and autotuning happen outside the capture
+                self.module(*args, **kwargs)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_output = self.module(*args, **kwargs)
+        return static_inputs, graph, static_output
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":
+                raise
+            return getattr(self.module, name)

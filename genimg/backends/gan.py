@@ -6,7 +6,7 @@ from pathlib import Path
 from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise
 from genimg.models.gan import TextConditionalGenerator
 from genimg.options import SpeedOptions
-from genimg.accel import prepare_module
+from genimg.accel import note_inapplicable, prepare_module
 
 
 class GanGenerator(BaseGenerator):
@@ -15,8 +15,9 @@ class GanGenerator(BaseGenerator):
     def __init__(self, options: SpeedOptions, model: str | Path | None = None):
         super().__init__(options)
         self.text = self._text_encoder()
+        note_inapplicable(self.options, self.notes, "GAN")
         model = TextConditionalGenerator.from_pretrained(model or ASSETS / "gan", torch_dtype=self.dtype)
-        self.model = prepare_module(model.to(self.device).eval(), self.options, self.notes)
+        self.model = prepare_module(model.to(self.device).eval(), self.options, self.notes, name="GAN generator")
 
     def _generate(self, request, text, timer, on_step):
         noise = seeded_noise((request.batch_size, self.model.config.z_dim), request.seed, self.device, self.dtype)

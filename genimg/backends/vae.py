@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genimg.accel import prepare_module
+from genimg.accel import note_inapplicable, prepare_module
 from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise
 from genimg.models.cvae import TextConditionalVAE
 from genimg.options import SpeedOptions
@@ -15,9 +15,10 @@ class VaeGenerator(BaseGenerator):
     def __init__(self, options: SpeedOptions, model: str | Path | None = None):
         super().__init__(options)
         self.text = self._text_encoder()
+        note_inapplicable(self.options, self.notes, "VAE")
         vae = TextConditionalVAE.from_pretrained(model or ASSETS / "vae", torch_dtype=self.dtype)
         self.z_dim = vae.config.z_dim
-        self.decoder = prepare_module(vae.decoder.to(self.device).eval(), self.options, self.notes)
+        self.decoder = prepare_module(vae.decoder.to(self.device).eval(), self.options, self.notes, name="VAE decoder")
 
     def _generate(self, request, text, timer, on_step):
         z = seeded_noise((request.batch_size, self.z_dim), request.seed, self.device, self.dtype)

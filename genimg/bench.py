@@ -1,0 +1,474 @@
+"""``python -m genimg bench``: latency, throughput, memory and prompt-match per backend and speed option.
+
+How it measures (so the numbers can be trusted on a shared, noisy machine):
+
+1. Every configuration is loaded fresh; load + its first generation is its *first-call cost* (torch.compile happens
+   there, so compile time is never inside latency).
+2. After warm-up, configurations are timed in interleaved rounds: each round runs every configuration once, so
+   background load hits all of them alike. Latency is the median per image over rounds; spread is the IQR and min/max.
+3. Stock diffusers ``StableDiffusionPipeline`` on the same embedded weights (fp32, the folder's scheduler, the same
+   steps and guidance) runs in the same rounds; every latent row gets ``stock median / row median`` at the same batch.
+4. The compute floor (the models' forward passes alone, on ready-made inputs, with the config's own modules) is timed
+   interleaved with that config's end-to-end generation, and reported as a ratio.
+5. Prompt-match (the judge's 0-100 score) is averaged over a fixed prompt list and seeds per configuration; it does not
+   depend on batch size or on the prompt cache, so those rows share one score.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from genimg.options import SpeedOptions
+from genimg.timing import Generation, peak_memory_bytes, reset_peak_memory, synchronize
+
+TIMING_PROMPT = "a slice of pizza"
+PROMPTS = ("a slice of pizza", "a red apple", "a grinning face", "a dog face", "a rocket", "a red heart", "a sun",
+           "a snowman", "a banana", "a cat face", "a soccer ball", "a birthday cake")
+STOCK = "stock"  # the backend name of the stock diffusers baseline
+LATENT_BACKENDS = ("latent", "latent-lcm", STOCK)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmarked configuration: a backend, its speed options and the request shape."""
+
+    backend: str  # gan | vae | latent | latent-lcm | stock (diffusers StableDiffusionPipeline, embedded weights)
+    batch_size: int = 1
+    steps: int | None = None
+    precision: str = "fp32"
+    scheduler: str | None = None
+    compile: bool = False
+    channels_last: bool = False
+    tiny_decoder: bool = False
+    fuse_qkv: bool = False
+    cuda_graphs: bool = False
+    prompt_cache: bool = True
+
+    def speed_options(self, device: str) -> SpeedOptions:
+        return SpeedOptions(device=device, precision=self.precision, scheduler=self.scheduler, compile=self.compile,
+                            channels_last=self.channels_last, tiny_decoder=self.tiny_decoder,
+                            cuda_graphs=self.cuda_graphs, fuse_qkv=self.fuse_qkv)
+
+    @property
+    def options_label(self) -> str:
+        flags = [self.precision] + [name for name in ("compile", "channels_last", "fuse_qkv", "tiny_decoder",
+                                                      "cuda_graphs") if getattr(self, name)]
+        if self.scheduler:
+            flags.append(self.scheduler)
+        if not self.prompt_cache:
+            flags.append("no prompt cache")
+        return "+".join(flags)
+
+    @property
+    def label(self) -> str:
+        name = "stock diffusers" if self.backend == STOCK else self.backend
+        steps = f" {self.steps} step{'s' if self.steps != 1 else ''}" if self.steps else ""
+        return f"{name}{steps} {self.options_label} bs{self.batch_size}"
+
+    @property
+    def quality_key(self) -> "BenchConfig":
+        """What the images depend on: not the batch size, not whether the prompt embedding came from the cache."""
+        return dataclasses.replace(self, batch_size=1, prompt_cache=True)
+
+    @property
+    def is_latent(self) -> bool:
+        return self.backend in LATENT_BACKENDS
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    warmup_rounds: int = 2
+    rounds: int = 10
+    floor_rounds: int = 10
+    prompts: tuple = PROMPTS
+    images_per_prompt: int = 2
+    device: str = "auto"
+    progress: bool = True
+
+
+def quick_sweep(stock_steps: int = 4) -> list[BenchConfig]:
+    """About a minute on 2 CPU cores: no torch.compile, batch 1 and one small batch."""
+    return [
+        BenchConfig("gan"), BenchConfig("gan", precision="bf16", channels_last=True),
+        BenchConfig("latent", steps=20),  # the teacher at its default steps: the quality reference
+        BenchConfig(STOCK, steps=stock_steps), BenchConfig("latent", steps=stock_steps),
+        BenchConfig("latent", steps=stock_steps, precision="bf16"),
+        BenchConfig("latent-lcm", steps=1, precision="bf16", tiny_decoder=True, batch_size=4),
+    ]
+
+
+def full_sweep(stock_steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
+    """Backends x options x batch sizes, chosen so one run stays well under ten minutes on 2 CPU cores."""
+    s, bf16 = stock_steps, dict(precision="bf16")
+    return [
+        BenchConfig("gan"), BenchConfig("gan", **bf16), BenchConfig("gan", channels_last=True, **bf16),
+        BenchConfig("gan", channels_last=True, compile=True, **bf16),
+        BenchConfig("gan", channels_last=True, batch_size=big_batch, **bf16),
+        BenchConfig("vae"), BenchConfig("vae", channels_last=True, **bf16),
+        BenchConfig("latent", steps=20),
+        BenchConfig(STOCK, steps=s), BenchConfig(STOCK, steps=s, batch_size=big_batch),
+        BenchConfig("latent", steps=s), BenchConfig("latent", steps=s, **bf16),
+        BenchConfig("latent", steps=s, prompt_cache=False, **bf16),
+        BenchConfig("latent", steps=s, fuse_qkv=True, **bf16),
+        BenchConfig("latent", steps=s, channels_last=True, **bf16),
+        BenchConfig("latent", steps=s, scheduler="euler", **bf16),
+        BenchConfig("latent", steps=s, compile=True, **bf16),
+        BenchConfig("latent", steps=s, compile=True, batch_size=big_batch, **bf16),
+        BenchConfig("latent", steps=s, compile=True, tiny_decoder=True, **bf16),
+        BenchConfig("latent-lcm", steps=4, **bf16),
+        BenchConfig("latent-lcm", steps=2, tiny_decoder=True, **bf16),
+        BenchConfig("latent-lcm", steps=1, tiny_decoder=True, **bf16),
+        BenchConfig("latent-lcm", steps=2, tiny_decoder=True, compile=True, batch_size=big_batch, **bf16),
+        BenchConfig("latent-lcm", steps=1, tiny_decoder=True, compile=True, batch_size=big_batch, **bf16),
+    ]
+
+
+def process_rss_bytes() -> int | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.Process().memory_info().rss
+
+
+class GenimgRunner:
+    """One genimg configuration, loaded on its own (not shared through the default generator cache)."""
+
+    def __init__(self, config: BenchConfig, device: str):
+        self.config, self.device = config, device
+        self.generator = None
+
+    def load(self) -> None:
+        from genimg.registry import GeneratorCache
+
+        self.generator = GeneratorCache(capacity=1).get(self.config.backend, self.config.speed_options(self.device))
+
+    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0) -> Generation:
+        if not self.config.prompt_cache:
+            self.generator.text.clear_cache()
+        return self.generator.generate(prompt, steps=self.config.steps, batch_size=self.config.batch_size, seed=seed)
+
+
+class StockRunner:
+    """Stock diffusers StableDiffusionPipeline on the embedded latent weights, timed per stage with forward hooks."""
+
+    def __init__(self, config: BenchConfig, device: str):
+        self.config, self.device = config, SpeedOptions(device=device).validated().device
+        self.pipeline, self.stage_ms, self._started = None, {}, {}
+
+    def load(self) -> None:
+        from diffusers import StableDiffusionPipeline
+
+        from genimg.backends.latent import EMBEDDED, LatentGenerator
+        from genimg.text import load_text_model, load_tokenizer
+
+        dtype = SpeedOptions(precision=self.config.precision).torch_dtype
+        self.guidance = LatentGenerator.default_guidance  # the same guidance genimg's teacher uses
+        self.pipeline = StableDiffusionPipeline.from_pretrained(
+            EMBEDDED, text_encoder=load_text_model(), tokenizer=load_tokenizer(), torch_dtype=dtype,
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False).to(self.device)
+        self.pipeline.set_progress_bar_config(disable=True)
+        for stage, module in (("text_encode", self.pipeline.text_encoder), ("denoise", self.pipeline.unet),
+                              ("decode", self.pipeline.vae.decoder)):
+            module.register_forward_pre_hook(lambda *_, stage=stage: self._start(stage))
+            module.register_forward_hook(lambda *_, stage=stage: self._stop(stage))
+
+    def _start(self, stage: str) -> None:
+        synchronize(self.device)
+        self._started[stage] = time.perf_counter()
+
+    def _stop(self, stage: str) -> None:
+        synchronize(self.device)
+        self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - self._started[stage]) * 1000
+
+    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0) -> Generation:
+        reset_peak_memory(self.device)
+        self.stage_ms = {}
+        synchronize(self.device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            images = self.pipeline(prompt, num_inference_steps=self.config.steps, guidance_scale=self.guidance,
+                                   num_images_per_prompt=self.config.batch_size,
+                                   generator=torch.Generator().manual_seed(seed)).images
+        synchronize(self.device)
+        total = (time.perf_counter() - start) * 1000
+        timings = dict(self.stage_ms, other=total - sum(self.stage_ms.values()), total=total)
+        info = {"backend": STOCK, "steps": self.config.steps, "guidance": self.guidance, "notes": [
+            "stock diffusers StableDiffusionPipeline; its own text encoding every call, PIL output"]}
+        return Generation(images, timings, peak_memory_bytes(self.device), info)
+
+
+def make_runner(config: BenchConfig, device: str):
+    return StockRunner(config, device) if config.backend == STOCK else GenimgRunner(config, device)
+
+
+class FloorRunner:
+    """The compute floor of a latent config: its own modules' forward passes alone, on ready-made inputs."""
+
+    def __init__(self, runner: GenimgRunner):
+        generator, config = runner.generator, runner.config
+        self.generator, self.steps = generator, config.steps or generator.default_steps
+        dtype, device, batch = generator.dtype, generator.device, config.batch_size
+        self.tokens = generator.text.tokenizer([TIMING_PROMPT], padding="max_length", truncation=True,
+                                               return_tensors="pt").to(device)
+        context = generator.text.encode([TIMING_PROMPT]).tokens.expand(batch, -1, -1)
+        guidance = generator.default_guidance
+        if guidance is not None and guidance > 1.0:  # classifier-free guidance doubles the UNet's batch
+            context = torch.cat([generator.empty_context.expand_as(context), context])
+        self.context = context
+        self.unet_input = torch.randn((context.shape[0], *generator.latent_shape)).to(device=device, dtype=dtype)
+        self.latents = torch.randn((batch, *generator.latent_shape)).to(device=device, dtype=dtype)
+        generator.scheduler.set_timesteps(self.steps, device=device)
+        self.timestep = generator.scheduler.timesteps[0]
+
+    def _timed(self, function) -> float:
+        synchronize(self.generator.device)
+        start = time.perf_counter()
+        function()
+        synchronize(self.generator.device)
+        return (time.perf_counter() - start) * 1000
+
+    @torch.inference_mode()
+    def run(self) -> dict[str, float]:
+        generator = self.generator
+
+        def unet_passes():
+            for _ in range(self.steps):
+                generator.unet(self.unet_input, self.timestep, encoder_hidden_states=self.context, return_dict=False)
+
+        return {"text_encoder": self._timed(lambda: generator.text.model(**self.tokens)),
+                "unet": self._timed(unet_passes), "decoder": self._timed(lambda: generator.decode_fn(self.latents))}
+
+
+def summarize(samples: list[float]) -> dict:
+    quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
+    return {"median": statistics.median(samples), "q1": quartiles[0], "q3": quartiles[2], "min": min(samples),
+            "max": max(samples), "n": len(samples)}
+
+
+def _bar(settings: BenchSettings, total: int, desc: str):
+    return tqdm(total=total, desc=desc, disable=not settings.progress, leave=False)
+
+
+def measure_first_calls(configs, settings: BenchSettings) -> tuple[list, list[dict]]:
+    """Load every config fresh and run its first generation: the first-call cost, compile included."""
+    runners, rows = [], []
+    with _bar(settings, len(configs), "load + first call") as bar:
+        for config in configs:
+            runner = make_runner(config, settings.device)
+            rss_before, start = process_rss_bytes(), time.perf_counter()
+            runner.load()
+            loaded = time.perf_counter()
+            first = runner.run()
+            done = time.perf_counter()
+            rss_after = process_rss_bytes()
+            rows.append({"config": dataclasses.asdict(config), "label": config.label, "backend": config.backend,
+                         "batch_size": config.batch_size, "steps": first.info.get("steps"),
+                         "guidance": first.info.get("guidance"), "options": config.options_label,
+                         "load_ms": (loaded - start) * 1000, "first_generation_ms": (done - loaded) * 1000,
+                         "first_call_ms": (done - start) * 1000, "notes": first.info.get("notes", []),
+                         "rss_delta_mb": None if rss_before is None else (rss_after - rss_before) / 2**20})
+            runners.append(runner)
+            bar.update()
+    return runners, rows
+
+
+def measure_rounds(runners, rows, settings: BenchSettings) -> None:
+    """Warm-up, then interleaved timed rounds; fills latency statistics, stages and peak memory into ``rows``."""
+    samples = [[] for _ in runners]
+    rounds = settings.warmup_rounds + settings.rounds
+    with _bar(settings, rounds * len(runners), "timed rounds") as bar:
+        for round_index in range(rounds):
+            for runner, runner_samples in zip(runners, samples):
+                generation = runner.run()
+                if round_index >= settings.warmup_rounds:
+                    runner_samples.append(generation)
+                bar.update()
+    for row, runner_samples in zip(rows, samples):
+        batch = row["batch_size"]
+        per_image = [g.timings["total"] / batch for g in runner_samples]
+        row["latency_ms"] = summarize(per_image)
+        row["call_ms"] = statistics.median(g.timings["total"] for g in runner_samples)
+        row["images_per_s"] = 1000.0 / row["latency_ms"]["median"]
+        stages = sorted({stage for g in runner_samples for stage in g.timings if stage != "total"})
+        row["stages_ms"] = {stage: statistics.median(g.timings.get(stage, 0.0) / batch for g in runner_samples)
+                            for stage in stages}
+        peaks = [g.peak_memory for g in runner_samples if g.peak_memory is not None]
+        row["peak_memory_mb"] = max(peaks) / 2**20 if peaks else None
+
+
+def measure_floor(runner: GenimgRunner, row: dict, settings: BenchSettings) -> dict:
+    """End-to-end generation and the bare forward passes of the same modules, interleaved round by round."""
+    floor = FloorRunner(runner)
+    end_to_end, parts = [], []
+    for round_index in range(settings.warmup_rounds + settings.floor_rounds):
+        generation, components = runner.run(), floor.run()
+        if round_index >= settings.warmup_rounds:
+            end_to_end.append(generation.timings["total"])
+            parts.append(components)
+    median = {name: statistics.median(p[name] for p in parts) for name in parts[0]}
+    models_ms = median["unet"] + median["decoder"]
+    text_runs = not runner.config.prompt_cache
+    floor_ms = models_ms + (median["text_encoder"] if text_runs else 0.0)
+    e2e = statistics.median(end_to_end)
+    return {"label": row["label"], "batch_size": row["batch_size"], "steps": floor.steps,
+            "components_ms": median, "floor_ms": floor_ms,
+            "floor_with_text_encoder_ms": models_ms + median["text_encoder"], "end_to_end_ms": e2e,
+            "ratio": e2e / floor_ms, "ratio_vs_floor_with_text_encoder": e2e / (models_ms + median["text_encoder"]),
+            "text_encoder_in_floor": text_runs}
+
+
+def score_configs(runners, rows, settings: BenchSettings) -> None:
+    """Mean prompt-match over ``settings.prompts`` x ``images_per_prompt`` seeds, once per quality key."""
+    from genimg.quality import default_judge
+
+    judge, scores = default_judge(), {}
+    todo = {}
+    for runner in runners:
+        todo.setdefault(runner.config.quality_key, runner)
+    with _bar(settings, len(todo) * len(settings.prompts), "prompt-match") as bar:
+        for key, runner in todo.items():
+            values = []
+            for prompt in settings.prompts:
+                images, seed = [], 0
+                while len(images) < settings.images_per_prompt:
+                    images += runner.run(prompt, seed=seed).images
+                    seed += 1
+                values += judge.score(images[:settings.images_per_prompt], prompt)
+                bar.update()
+            scores[key] = statistics.mean(values)
+    for runner, row in zip(runners, rows):
+        row["score"] = scores[runner.config.quality_key]
+
+
+def add_stock_ratios(rows: list[dict]) -> None:
+    """``stock median / row median`` per image, against the stock row with the same (else the nearest) batch size."""
+    stock_rows = [row for row in rows if row["backend"] == STOCK]
+    for row in rows:
+        if row["backend"] not in ("latent", "latent-lcm") or not stock_rows:
+            continue
+        stock = min(stock_rows, key=lambda s: (abs(s["batch_size"] - row["batch_size"]), s["batch_size"]))
+        row["speedup_vs_stock"] = stock["latency_ms"]["median"] / row["latency_ms"]["median"]
+        row["stock_reference"] = stock["label"]
+        row["same_steps_and_weights"] = (row["backend"] == "latent" and row["steps"] == stock["steps"]
+                                         and not row["config"]["tiny_decoder"]
+                                         and row["batch_size"] == stock["batch_size"])
+
+
+def _fastest(rows: list[dict], keep) -> dict | None:
+    candidates = [row for row in rows if keep(row)]
+    return min(candidates, key=lambda row: row["latency_ms"]["median"]) if candidates else None
+
+
+def headline_rows(rows: list[dict]) -> tuple[dict | None, dict | None]:
+    """(fastest same-weights, same-steps latent row at batch 1; fastest latent row of any kind)."""
+    same = _fastest(rows, lambda r: r.get("same_steps_and_weights") and r["batch_size"] == 1)
+    fastest = _fastest(rows, lambda r: r["backend"] in ("latent", "latent-lcm"))
+    return same, fastest
+
+
+def teacher_row(rows: list[dict]) -> dict | None:
+    """The quality reference: the embedded teacher at its default steps, fp32, no speed options."""
+    from genimg.backends.latent import LatentGenerator
+
+    plain = BenchConfig("latent", steps=LatentGenerator.default_steps)
+    return next((row for row in rows if BenchConfig(**row["config"]).quality_key == plain), None)
+
+
+def check_targets(rows: list[dict], floors: list[dict]) -> dict:
+    """The issue's targets, each with the row that reaches (or misses) it."""
+    targets = {}
+    same, fastest = headline_rows(rows)
+    by_batch = {}
+    for row in rows:
+        if row.get("same_steps_and_weights"):
+            best = by_batch.get(row["batch_size"])
+            if best is None or row["speedup_vs_stock"] > best["value"]:
+                by_batch[row["batch_size"]] = {"value": row["speedup_vs_stock"], "row": row["label"]}
+    if same:
+        targets["speedup_vs_stock"] = {"target": 5.0, "value": same["speedup_vs_stock"], "row": same["label"],
+                                       "hit": same["speedup_vs_stock"] >= 5.0, "by_batch_size": by_batch}
+    floor = next((f for f in floors if same and f["label"] == same["label"]), None)
+    if floor:
+        targets["floor_ratio"] = {"target": 1.2, "value": floor["ratio"], "row": floor["label"],
+                                  "hit": floor["ratio"] <= 1.2}
+    teacher = teacher_row(rows)
+    if teacher:
+        good = _fastest(rows, lambda r: r["backend"] in ("latent", "latent-lcm") and r["score"] >= teacher["score"] - 5)
+        if good:
+            targets["fast_latent"] = {"target_ms": 25.0, "value": good["latency_ms"]["median"], "row": good["label"],
+                                      "score": good["score"], "teacher_score": teacher["score"],
+                                      "hit": good["latency_ms"]["median"] < 25.0}
+    gan = _fastest(rows, lambda r: r["backend"] == "gan" and r["batch_size"] == 1)
+    if gan:
+        targets["gan_bs1"] = {"target_ms": 5.0, "value": gan["latency_ms"]["median"], "row": gan["label"],
+                              "hit": gan["latency_ms"]["median"] < 5.0}
+    return targets
+
+
+def same_weights_check(runners) -> float | None:
+    """Max pixel difference between stock diffusers and genimg fp32 at the same steps, seed and prompt (expect 0)."""
+    import numpy as np
+
+    stock = next((r for r in runners if r.config.backend == STOCK and r.config.batch_size == 1), None)
+    plain = stock and BenchConfig("latent", steps=stock.config.steps)
+    genimg_runner = next((r for r in runners if stock and r.config == plain), None)
+    if genimg_runner is None:
+        return None
+    ours, theirs = genimg_runner.run().images[0], stock.run().images[0]
+    return float(np.abs(np.asarray(ours, dtype=np.int16) - np.asarray(theirs, dtype=np.int16)).max())
+
+
+def machine_info(settings: BenchSettings) -> dict:
+    import platform
+
+    import diffusers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    device = SpeedOptions(device=settings.device).validated().device
+    if device.startswith("cuda"):
+        cpu += f"; GPU {torch.cuda.get_device_name()}"
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+            "torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
+            "loadavg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def _allow_many_compiled_models() -> None:
+    # Every compiled configuration is its own module instance; dynamo's default limit (8 per function) could
+    # silently send later ones back to eager mode.
+    import torch._dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(64, getattr(torch._dynamo.config, name)))
+
+
+def run_bench(configs: list[BenchConfig], settings: BenchSettings = BenchSettings()) -> dict:
+    """Measure ``configs``; returns the report (machine, settings, rows, floors, targets) as plain data."""
+    _allow_many_compiled_models()
+    machine = machine_info(settings)
+    started = time.perf_counter()
+    runners, rows = measure_first_calls(configs, settings)
+    measure_rounds(runners, rows, settings)
+    add_stock_ratios(rows)
+    floors = []
+    for row in dict.fromkeys(r["label"] for r in headline_rows(rows) if r):
+        index = next(i for i, r in enumerate(rows) if r["label"] == row)
+        floors.append(measure_floor(runners[index], rows[index], settings))
+    score_configs(runners, rows, settings)
+    machine["stock_vs_genimg_fp32_max_pixel_diff"] = same_weights_check(runners)
+    machine["loadavg_end"] = os.getloadavg()
+    machine["bench_seconds"] = time.perf_counter() - started
+    return {"machine": machine, "settings": dataclasses.asdict(settings), "rows": rows, "floors": floors,
+            "targets": check_targets(rows, floors)}

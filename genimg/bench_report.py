@@ -1,0 +1,153 @@
+"""Writing a benchmark report: JSON (everything), CSV (one row per configuration), markdown table, scatter plot."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+CSV_COLUMNS = ("label", "backend", "options", "batch_size", "steps", "guidance", "median_ms", "q1_ms", "q3_ms",
+               "min_ms", "max_ms", "images_per_s", "speedup_vs_stock", "same_steps_and_weights", "score",
+               "first_call_ms", "load_ms", "first_generation_ms", "rss_delta_mb", "peak_memory_mb", "stages_ms",
+               "notes")
+
+
+def csv_row(row: dict) -> dict:
+    latency = row["latency_ms"]
+    return {"label": row["label"], "backend": row["backend"], "options": row["options"],
+            "batch_size": row["batch_size"], "steps": row["steps"], "guidance": row["guidance"],
+            "median_ms": latency["median"], "q1_ms": latency["q1"], "q3_ms": latency["q3"], "min_ms": latency["min"],
+            "max_ms": latency["max"], "images_per_s": row["images_per_s"],
+            "speedup_vs_stock": row.get("speedup_vs_stock"), "same_steps_and_weights": row.get("same_steps_and_weights"),
+            "score": row["score"], "first_call_ms": row["first_call_ms"], "load_ms": row["load_ms"],
+            "first_generation_ms": row["first_generation_ms"], "rss_delta_mb": row["rss_delta_mb"],
+            "peak_memory_mb": row["peak_memory_mb"], "stages_ms": json.dumps(_rounded(row["stages_ms"], 2)),
+            "notes": " | ".join(row["notes"])}
+
+
+def _rounded(values: dict, digits: int) -> dict:
+    return {key: round(value, digits) for key, value in values.items()}
+
+
+def _fmt(value, digits: int = 1, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _stages(row: dict) -> str:
+    return ", ".join(f"{stage} {ms:.1f}" for stage, ms in row["stages_ms"].items() if ms >= 0.05)
+
+
+def markdown(report: dict, command: str = "") -> str:
+    machine, rows = report["machine"], report["rows"]
+    lines = ["# genimg benchmark", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [f"Machine: {machine['cpu']} ({machine['cpu_count']} cores, {machine['torch_threads']} torch threads), "
+              f"device {machine['device']}; torch {machine['torch']}, diffusers {machine['diffusers']}, "
+              f"{machine['date']}. Load average at start {tuple(round(x, 2) for x in machine['loadavg_start'])}, "
+              f"at end {tuple(round(x, 2) for x in machine['loadavg_end'])}; "
+              f"run took {machine['bench_seconds']:.0f} s.", "",
+              "Per-image latency: median over interleaved rounds after warm-up (IQR in brackets). `x stock`: stock "
+              "diffusers median / this median at the same batch size; **bold** where steps and weights are the same "
+              "as the stock run. Score: prompt-match 0-100 (judge) over a fixed prompt list; it does not depend on "
+              "batch size or on the prompt cache. First call: load + first generation (torch.compile happens "
+              "here). Memory: CUDA peak allocated where there is a GPU; on CPU, growth of the process RSS over "
+              "load + first call (weights, activations and compiled code; no per-call peak counter exists on CPU).",
+              "",
+              "| config | ms / image | img/s | x stock | score | first call s | memory MB | stages ms / image |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        latency = row["latency_ms"]
+        ratio = row.get("speedup_vs_stock")
+        ratio_text = "" if ratio is None else (f"**{ratio:.2f}**" if row.get("same_steps_and_weights")
+                                               else f"{ratio:.2f}")
+        memory = row["peak_memory_mb"] if row["peak_memory_mb"] is not None else row["rss_delta_mb"]
+        lines.append(f"| {row['label']} | {latency['median']:.2f} ({latency['q1']:.2f}-{latency['q3']:.2f}) | "
+                     f"{row['images_per_s']:.1f} | {ratio_text} | {row['score']:.1f} | "
+                     f"{row['first_call_ms'] / 1000:.2f} | {_fmt(memory, 0)} | {_stages(row)} |")
+    lines += ["", "## Compute floor", "",
+              "The same modules' forward passes alone (UNet x steps + decoder; the text encoder too where the prompt "
+              "cache is off), on ready-made inputs, timed interleaved with the end-to-end generation.", "",
+              "| config | end-to-end ms / call | floor ms | ratio | UNet x steps | decoder | text encoder (uncached) |",
+              "|---|---|---|---|---|---|---|"]
+    for floor in report["floors"]:
+        parts = floor["components_ms"]
+        lines.append(f"| {floor['label']} | {floor['end_to_end_ms']:.2f} | {floor['floor_ms']:.2f} | "
+                     f"{floor['ratio']:.2f} | {parts['unet']:.2f} | {parts['decoder']:.2f} | "
+                     f"{parts['text_encoder']:.2f} |")
+    lines += ["", "## Targets", ""] + target_lines(report["targets"])
+    diff = machine.get("stock_vs_genimg_fp32_max_pixel_diff")
+    if diff is not None:
+        lines += ["", f"Same weights, same images: stock diffusers and genimg fp32 at the same steps, prompt and seed "
+                      f"differ by at most {diff:.0f}/255 per pixel."]
+    notes = sorted({note for row in rows for note in row["notes"]})
+    if notes:
+        lines += ["", "## Notes from the generators", ""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def target_lines(targets: dict) -> list[str]:
+    def mark(target):
+        return "hit" if target["hit"] else "missed"
+
+    lines = []
+    if "speedup_vs_stock" in targets:
+        t = targets["speedup_vs_stock"]
+        by_batch = ", ".join(f"batch {bs}: {v['value']:.2f}x ({v['row']})" for bs, v in t["by_batch_size"].items())
+        lines.append(f"- genimg latent >= 5x stock diffusers, same weights and steps: **{t['value']:.2f}x** at batch 1 "
+                     f"({t['row']}), {mark(t)}. By batch size: {by_batch}.")
+    if "floor_ratio" in targets:
+        t = targets["floor_ratio"]
+        lines.append(f"- within 1.2x of the compute floor: **{t['value']:.2f}x** ({t['row']}), {mark(t)}.")
+    if "fast_latent" in targets:
+        t = targets["fast_latent"]
+        lines.append(f"- fastest latent config within 5 points of the teacher's prompt-match ({t['teacher_score']:.1f}) "
+                     f"under 25 ms per image: **{t['value']:.2f} ms** ({t['row']}, score {t['score']:.1f}), {mark(t)}.")
+    if "gan_bs1" in targets:
+        t = targets["gan_bs1"]
+        lines.append(f"- GAN under 5 ms per image at batch 1: **{t['value']:.2f} ms** ({t['row']}), {mark(t)}.")
+    return lines
+
+
+def plot(report: dict, path: Path) -> None:
+    """Speed (ms per image, log scale) against prompt-match, one colour per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"gan": "tab:orange", "vae": "tab:purple", "latent": "tab:blue", "latent-lcm": "tab:green",
+               "stock": "tab:red"}
+    figure, axes = plt.subplots(figsize=(9, 6), dpi=110)
+    for backend, colour in colours.items():
+        rows = [row for row in report["rows"] if row["backend"] == backend]
+        if rows:
+            axes.scatter([r["latency_ms"]["median"] for r in rows], [r["score"] for r in rows], color=colour,
+                         label="stock diffusers" if backend == "stock" else backend, s=40, alpha=0.85)
+            for r in rows:
+                axes.annotate(f"{r['options']} bs{r['batch_size']}" + (f" {r['steps']}st" if r["steps"] else ""),
+                              (r["latency_ms"]["median"], r["score"]), fontsize=6, alpha=0.8,
+                              xytext=(3, 3), textcoords="offset points")
+    axes.set_xscale("log")
+    axes.set_xlabel("median latency per image, ms (log scale; left is faster)")
+    axes.set_ylabel("prompt-match score (0-100; up is better)")
+    axes.set_title(f"genimg speed vs quality - {report['machine']['cpu']}, {report['machine']['device']}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def write_report(report: dict, out_dir: str | Path, name: str = "bench", command: str = "") -> dict[str, Path]:
+    """JSON, CSV, markdown and PNG into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out / f"{name}.{kind}" for kind in ("json", "csv", "md", "png")}
+    paths["json"].write_text(json.dumps(dict(report, command=command), indent=2, default=str))
+    with paths["csv"].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(csv_row(row) for row in report["rows"])
+    paths["md"].write_text(markdown(report, command))
+    plot(report, paths["png"])
+    return paths

@@ -1,0 +1,130 @@
+"""Each speed option changes what it should, says so where it cannot apply, and keeps same seed -> same images."""
+import numpy as np
+import pytest
+import torch
+
+import genimg
+from genimg.accel import CudaGraphed, add_note, prepare_module
+from genimg.options import SpeedOptions
+
+CPU_ONLY = not torch.cuda.is_available()
+
+
+class TinyConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, images):
+        return self.conv(images)
+
+
+def test_notes_are_added_once():
+    notes = []
+    add_note(notes, "x")
+    add_note(notes, "x")
+    assert notes == ["x"]
+
+
+def test_channels_last_changes_the_weights_memory_format():
+    module = prepare_module(TinyConvNet(), SpeedOptions(device="cpu", channels_last=True), [])
+    assert module.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not TinyConvNet().conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compile_wraps_the_module_and_says_warm_up_is_not_latency():
+    notes = []
+    module = TinyConvNet()
+    compiled = prepare_module(module, SpeedOptions(device="cpu", compile=True), notes)
+    assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled._orig_mod is module
+    assert any("torch.compile" in note and "never in latency" in note for note in notes)
+
+
+@pytest.mark.skipif(not CPU_ONLY, reason="checks the CPU fallback")
+def test_cuda_graphs_are_a_noted_no_op_on_cpu():
+    notes, module = [], TinyConvNet()
+    assert prepare_module(module, SpeedOptions(device="cpu", cuda_graphs=True), notes) is module
+    assert notes == ["CUDA graphs need a CUDA GPU; ignored on cpu."]
+
+
+@pytest.mark.skipif(CPU_ONLY, reason="needs a CUDA GPU")
+def test_cuda_graphs_replay_the_same_result():
+    module = TinyConvNet().cuda().eval()
+    graphed = CudaGraphed(module)
+    images = torch.randn(2, 3, 8, 8, device="cuda")
+    with torch.inference_mode():
+        expected = module(images)
+        first, second = graphed(images), graphed(images * 1)
+    assert torch.allclose(first, expected, atol=1e-5) and torch.allclose(second, expected, atol=1e-5)
+
+
+def test_fused_qkv_on_a_module_without_attention_is_a_noted_no_op():
+    notes = []
+    prepare_module(TinyConvNet(), SpeedOptions(device="cpu", fuse_qkv=True), notes, name="toy")
+    assert notes == ["fused QKV: the toy has no attention projections to fuse; ignored."]
+
+
+@pytest.mark.slow
+def test_bf16_puts_every_model_in_bf16():
+    generator = genimg.load("latent-lcm", device="cpu", precision="bf16", tiny_decoder=True)
+    assert next(generator.unet.parameters()).dtype == torch.bfloat16
+    assert next(generator.decoder.parameters()).dtype == torch.bfloat16
+    assert next(generator.text.model.parameters()).dtype == torch.bfloat16
+    assert generator.generate("a sun", steps=1).images[0].size == (64, 64)
+
+
+@pytest.mark.slow
+def test_tiny_decoder_is_used_and_noted():
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    tiny = genimg.load("latent-lcm", device="cpu", tiny_decoder=True)
+    assert isinstance(tiny.decoder, AutoencoderTiny) and tiny.latent_scale == 1.0
+    assert any("tiny decoder" in note for note in tiny.generate("a sun", steps=1).info["notes"])
+    assert isinstance(genimg.load("latent-lcm", device="cpu").decoder, AutoencoderKL)
+
+
+@pytest.mark.slow
+def test_fused_qkv_fuses_the_unet_and_vae_attention():
+    generator = genimg.load("latent", device="cpu", fuse_qkv=True)
+    fused = [m for m in generator.unet.modules() if getattr(m, "fused_projections", False)]
+    assert fused and all(hasattr(m, "to_qkv") or hasattr(m, "to_kv") for m in fused)
+    assert any(getattr(m, "fused_projections", False) for m in generator.decoder.modules())
+    assert generator.generate("a sun", steps=2).images
+
+
+@pytest.mark.slow
+def test_options_that_do_not_apply_to_the_gan_are_noted():
+    generator = genimg.load("gan", device="cpu", tiny_decoder=True, scheduler="euler", fuse_qkv=True)
+    notes = " ".join(generator.generate("a sun").info["notes"])
+    assert "tiny decoder" in notes and "scheduler" in notes and "fused QKV" in notes
+
+
+@pytest.mark.slow
+def test_scheduler_option_picks_the_sampler():
+    from diffusers import EulerDiscreteScheduler
+
+    assert isinstance(genimg.load("latent", device="cpu", scheduler="euler").scheduler, EulerDiscreteScheduler)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend, options", [("latent", {}), ("latent", {"precision": "bf16", "fuse_qkv": True}),
+                                              ("latent-lcm", {"precision": "bf16", "tiny_decoder": True,
+                                                              "channels_last": True})])
+def test_same_seed_same_images_across_repeated_calls(backend, options):
+    """The generator reuses one scheduler; its state must not leak from one generation into the next."""
+    generator = genimg.load(backend, device="cpu", **options)
+    first = generator.generate("a rocket", steps=3, batch_size=2, seed=5).images
+    generator.generate("a banana", steps=2, seed=9)  # a different run in between
+    again = generator.generate("a rocket", steps=3, batch_size=2, seed=5).images
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again))
+
+
+@pytest.mark.slow
+def test_prompt_cache_serves_repeats_and_can_be_cleared():
+    text = genimg.load("gan", device="cpu").text
+    text.clear_cache()
+    first = text.encode(["a red apple"])
+    assert "a red apple" in text._cache and torch.equal(text.encode(["a red apple"]).tokens, first.tokens)
+    text.clear_cache()
+    assert not text._cache
