@@ -56,14 +56,23 @@ def train_autoencoder(config: TrainConfig) -> dict:
     return summary
 
 
-@torch.no_grad()
-def encode_dataset(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    means, stds = [], []
-    for start in range(0, len(images), 512):
-        dist = vae.encode(images[start:start + 512].to(vae.dtype)).latent_dist
-        means.append(dist.mean.float())
-        stds.append(dist.std.float())
-    return torch.cat(means), torch.cat(stds)
+class DatasetLatents:
+    """The KL autoencoder's posterior for every image, encoded once and sampled each step (in the UNet's scale)."""
+
+    @torch.no_grad()
+    def __init__(self, folder: Path, images: torch.Tensor):
+        self.vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(images.device).eval()
+        means, stds = [], []
+        for start in range(0, len(images), 512):
+            dist = self.vae.encode(images[start:start + 512]).latent_dist
+            means.append(dist.mean.float())
+            stds.append(dist.std.float())
+        self.mean, self.std = torch.cat(means), torch.cat(stds)
+        self.scaling = self.vae.config.scaling_factor
+
+    def sample(self, index: torch.Tensor) -> torch.Tensor:
+        mean = self.mean[index]
+        return (mean + self.std[index] * torch.randn_like(mean)) * self.scaling
 
 
 def min_snr_weights(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
@@ -76,9 +85,7 @@ def train_unet(config: TrainConfig) -> dict:
     accelerator = make_accelerator(config)
     dataset, images, bank = load_training_data(config, accelerator.device)
     folder = Path(config.out_dir)
-    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(accelerator.device).eval()
-    latent_mean, latent_std = encode_dataset(vae, images)
-    scaling = vae.config.scaling_factor
+    dataset_latents = DatasetLatents(folder, images)
     scheduler = new_training_scheduler()
     # Fine-tuning starts from shipped weights (and their EMA); a fresh run from the architecture.
     unet = (UNet2DConditionModel.from_pretrained(Path(config.init_from) / "unet", torch_dtype=torch.float32)
@@ -92,7 +99,7 @@ def train_unet(config: TrainConfig) -> dict:
 
     def step(_: int) -> dict:
         emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
-        latents = (latent_mean[emoji] + latent_std[emoji] * torch.randn_like(latent_mean[emoji])) * scaling
+        latents = dataset_latents.sample(emoji)
         context = bank.tokens[caption].float()
         dropped = torch.rand(len(emoji), device=context.device) < CFG_DROPOUT
         context[dropped] = bank.empty_tokens.float()
@@ -112,7 +119,7 @@ def train_unet(config: TrainConfig) -> dict:
 
     summary = train_loop(accelerator, config, step, "unet")
     if accelerator.is_main_process:
-        save_pipeline(folder, ema.module, vae, scheduler)
+        save_pipeline(folder, ema.module, dataset_latents.vae, scheduler)
         write_card(folder, "genimg latent diffusion (teacher)", summary,
                    f"v-prediction, min-SNR-{MIN_SNR_GAMMA} weighting, EMA {EMA_DECAY}, caption dropout {CFG_DROPOUT}. "
                    "Load with genimg.load('latent') or StableDiffusionPipeline.from_pretrained(folder, "
@@ -143,8 +150,7 @@ def train_tiny_decoder(config: TrainConfig) -> dict:
     accelerator = make_accelerator(config)
     dataset, images, _ = load_training_data(config, accelerator.device)
     folder = Path(config.out_dir)
-    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).to(accelerator.device).eval()
-    latent_mean, latent_std = encode_dataset(vae, images)
+    dataset_latents = DatasetLatents(folder, images)
     tiny = new_tiny_decoder()
     optimizer = torch.optim.AdamW(tiny.parameters(), lr=config.learning_rate)
     tiny, optimizer = accelerator.prepare(tiny, optimizer)
@@ -152,8 +158,7 @@ def train_tiny_decoder(config: TrainConfig) -> dict:
 
     def step(_: int) -> dict:
         index = torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)
-        latents = (latent_mean[index] + latent_std[index] * torch.randn_like(latent_mean[index]))
-        latents = latents * vae.config.scaling_factor
+        latents = dataset_latents.sample(index)
         model = accelerator.unwrap_model(tiny)
         with accelerator.autocast():
             decoded = model.decode(latents).sample.float()
