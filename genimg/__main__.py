@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genimg import cli_bench, cli_train
+from genimg import cli_bench, cli_evaluate, cli_train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m genimg", description="Fast text-to-image generation.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     cli_bench.add_parser(subparsers)
+    cli_evaluate.add_parser(subparsers)
     cli_train.add_parser(subparsers)
     return parser
 

@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genimg.__main__ import main
+from genimg.errors import InvalidRequest
+from genimg.evaluate import (CONFIGS, PARAPHRASES, RetrievalIndex, check_targets, name_prompts, paraphrase_prompts,
+                             select_configs, target_ranks, to_markdown, top_k)
+from genimg.train.data import find_font, load_dataset, procedural_dataset
+
+needs_font = pytest.mark.skipif(find_font() is None, reason="Noto Color Emoji not installed "
+                                "(apt-get install fonts-noto-color-emoji): the emoji dataset cannot be rendered")
+
+
+@pytest.fixture(scope="module")
+def emoji():
+    return load_dataset("emoji")  # rendered once into the test session's temporary cache
+
+
+def test_ranks_count_strictly_better_columns_and_ties_go_to_the_target():
+    scores = torch.tensor([[0.9, 0.5, 0.1], [0.3, 0.3, 0.2], [0.0, 1.0, 2.0]])
+    ranks = target_ranks(scores, [0, 1, 0])
+    assert ranks.tolist() == [0, 0, 2]
+    assert top_k(ranks, 1) == pytest.approx(2 / 3) and top_k(ranks, 3) == 1.0
+
+
+def test_real_images_retrieve_themselves_by_pixels():
+    world = procedural_dataset()
+    ranks = RetrievalIndex(world).ranks(world.images, range(len(world)))
+    assert "judge" not in ranks  # no judge given: pixels only
+    assert top_k(ranks["pixels"], 1) == 1.0
+
+
+def test_a_wrong_mapping_scores_low():
+    world = procedural_dataset()
+    wrong_targets = [(i + 13) % len(world) for i in range(len(world))]  # another shape in another colour
+    ranks = RetrievalIndex(world).ranks(world.images, wrong_targets)["pixels"]
+    assert top_k(ranks, 1) == 0.0 and top_k(ranks, 5) <= 0.1
+
+
+def test_name_draw_is_fixed_and_a_smaller_limit_is_a_prefix():
+    world = procedural_dataset()
+    full, short = name_prompts(world, limit=10, seed=3), name_prompts(world, limit=4, seed=3)
+    assert full == name_prompts(world, limit=10, seed=3)
+    assert short.prompts == full.prompts[:4] and len(set(full.targets)) == 10
+    assert all(world.names[t] == p for p, t in zip(full.prompts, full.targets))
+
+
+def test_configs_are_selected_by_label_or_backend():
+    assert [c.label for c in select_configs(["latent-lcm"])] == [
+        "latent-lcm-1", "latent-lcm-2", "latent-lcm-4", "latent-lcm-4-tiny"]
+    assert [c.label for c in select_configs(["gan", "latent-lcm-2"])] == ["gan", "latent-lcm-2"]
+    assert select_configs(None) == list(CONFIGS)
+    with pytest.raises(InvalidRequest, match="Unknown backend"):
+        select_configs(["diffusion"])
+
+
+def test_targets_are_checked_per_metric_and_rendered():
+    row = {"config": "gan", "backend": "gan", "steps": None, "latency_ms_per_image": 12.0,
+           "names": {"judge_top1": 0.5, "judge_top5": 0.9, "pixels_top1": 0.1, "pixels_top5": 0.2}}
+    checks = check_targets([row, {"config": "oracle"}])
+    assert [(c["metric"], c["met"]) for c in checks] == [("judge_top5", True), ("pixels_top5", False)]
+    broken = {"config": "vae", "backend": "vae", "steps": None, "latency_ms_per_image": None, "error": "OSError: gone"}
+    report = {"dataset": {"num_emoji": 24}, "prompt_sets": {"names": 1}, "rows": [row, broken], "targets": checks,
+              "settings": {"latency_batch_size": 8, "device": "cpu", "precision": "fp32"}}
+    markdown = to_markdown(report)
+    assert "| gan | – | 12.0 | 50.0 / 90.0 | 10.0 / 20.0 | – | – |" in markdown and "MISSED" in markdown
+    assert "| vae | not evaluated: OSError: gone |" in markdown
+
+
+@needs_font
+def test_paraphrase_targets_exist_and_are_not_dataset_captions(emoji):
+    prompt_set = paraphrase_prompts(emoji)
+    assert len(prompt_set.prompts) == len(PARAPHRASES) >= 40
+    captions = {caption.lower() for captions in emoji.captions for caption in captions}
+    assert not [p for p in PARAPHRASES if p.lower() in captions]
+
+
+@pytest.mark.slow
+def test_generating_many_prompts_in_one_batch_matches_generate():
+    import genimg
+    from genimg.evaluate import generate_for_prompts
+
+    generator = genimg.load("gan", device="cpu")
+    images = generate_for_prompts(generator, ["red heart", "rocket"], None, seed=5)
+    single = np.asarray(generator.generate("red heart", batch_size=1, seed=5).images[0])
+    assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8
+    # The same noise and prompt as generate(); a batch of two may round a few pixels differently.
+    assert np.abs(images[0].astype(int) - single).max() <= 2
+    assert np.abs(images[0].astype(int) - images[1]).mean() > 10
+
+
+@pytest.mark.slow
+@needs_font
+def test_evaluate_cli_writes_the_report(emoji, tmp_path, capsys):
+    assert main(["evaluate", "--backends", "gan", "--limit", "2", "--latency-runs", "1", "--out", str(tmp_path),
+                 "--json"]) == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    assert {"dataset", "prompt_sets", "settings", "rows", "targets", "per_prompt", "seconds"} <= set(report)
+    assert report["prompt_sets"] == {"names": 2, "paraphrases": len(PARAPHRASES)}
+    assert [row["config"] for row in report["rows"]] == ["oracle", "gan"]
+    gan = report["rows"][1]
+    for prompt_set in ("names", "paraphrases"):
+        assert set(gan[prompt_set]) == {"judge_top1", "judge_top5", "pixels_top1", "pixels_top5"}
+        assert all(0.0 <= value <= 1.0 for value in gan[prompt_set].values())
+    assert gan["latency_ms_per_image"] > 0
+    assert {(c["prompt_set"], c["metric"]) for c in report["targets"]} == {
+        (s, m) for s in ("names", "paraphrases") for m in ("judge_top5", "pixels_top5")}
+    assert len(report["per_prompt"]["gan"]["names"]) == 2
+    assert (tmp_path / "eval.md").read_text().startswith("Top-1 / top-5")
