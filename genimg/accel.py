@@ -74,13 +74,42 @@ def compile_module(module: torch.nn.Module, options: SpeedOptions, notes: list[s
         add_note(notes, "torch.compile is not used on MPS (inductor support is experimental there); ignored.")
         return module
     mode = "reduce-overhead" if options.cuda_graphs and options.device.startswith("cuda") else None
-    # Freezing folds the (never changing) weights into the graph: the big win on CPU, also used on GPU.
-    compiled = torch.compile(module, mode=mode, dynamic=False, options=None if mode else {"freezing": True})
+    compiled = torch.compile(module, mode=mode, dynamic=False)
     add_note(notes, "torch.compile: the first generation per batch size compiles; that time is warm-up, "
                     "reported separately, never in latency.")
     if mode:
         add_note(notes, "CUDA graphs: applied by torch.compile mode='reduce-overhead'.")
-    return compiled
+    return Frozen(compiled, clone_outputs=mode is not None)
+
+
+class Frozen(torch.nn.Module):
+    """Calls a compiled module with inductor *freezing* on: weights become constants, oneDNN prepacks them.
+
+    Inductor reads the setting when the first call compiles, and ``torch.compile(options={"freezing": True})`` does
+    not reach that point (measured: convolutions stayed unpacked), so it is patched around each call instead of being
+    set for the whole process. Freezing applies to inference only (no autograd), which is how genimg runs.
+    """
+
+    def __init__(self, compiled: torch.nn.Module, clone_outputs: bool = False):
+        super().__init__()
+        self.compiled, self.clone_outputs = compiled, clone_outputs
+
+    def forward(self, *args, **kwargs):
+        from torch._inductor import config
+
+        with config.patch(freezing=True):
+            outputs = self.compiled(*args, **kwargs)
+        if self.clone_outputs:  # CUDA-graph outputs are overwritten by the next replay; schedulers keep some
+            outputs = pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, outputs)
+        return outputs
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "compiled":
+                raise
+            return getattr(self.compiled, name)
 
 
 class CudaGraphed(torch.nn.Module):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from genimg.bench_report import add_stock_ratios, check_targets, headline_rows
 from genimg.options import SpeedOptions
 from genimg.timing import Generation, peak_memory_bytes, reset_peak_memory, synchronize
 
@@ -345,71 +346,6 @@ def score_configs(runners, rows, settings: BenchSettings) -> None:
             scores[key] = statistics.mean(values)
     for runner, row in zip(runners, rows):
         row["score"] = scores[runner.config.quality_key]
-
-
-def add_stock_ratios(rows: list[dict]) -> None:
-    """``stock median / row median`` per image, against the stock row with the same (else the nearest) batch size."""
-    stock_rows = [row for row in rows if row["backend"] == STOCK]
-    for row in rows:
-        if row["backend"] not in ("latent", "latent-lcm") or not stock_rows:
-            continue
-        stock = min(stock_rows, key=lambda s: (abs(s["batch_size"] - row["batch_size"]), s["batch_size"]))
-        row["speedup_vs_stock"] = stock["latency_ms"]["median"] / row["latency_ms"]["median"]
-        row["stock_reference"] = stock["label"]
-        row["same_steps_and_weights"] = (row["backend"] == "latent" and row["steps"] == stock["steps"]
-                                         and not row["config"]["tiny_decoder"]
-                                         and row["batch_size"] == stock["batch_size"])
-
-
-def _fastest(rows: list[dict], keep) -> dict | None:
-    candidates = [row for row in rows if keep(row)]
-    return min(candidates, key=lambda row: row["latency_ms"]["median"]) if candidates else None
-
-
-def headline_rows(rows: list[dict]) -> tuple[dict | None, dict | None]:
-    """(fastest same-weights, same-steps latent row at batch 1; fastest latent row of any kind)."""
-    same = _fastest(rows, lambda r: r.get("same_steps_and_weights") and r["batch_size"] == 1)
-    fastest = _fastest(rows, lambda r: r["backend"] in ("latent", "latent-lcm"))
-    return same, fastest
-
-
-def teacher_row(rows: list[dict]) -> dict | None:
-    """The quality reference: the embedded teacher at its default steps, fp32, no speed options."""
-    from genimg.backends.latent import LatentGenerator
-
-    plain = BenchConfig("latent", steps=LatentGenerator.default_steps)
-    return next((row for row in rows if BenchConfig(**row["config"]).quality_key == plain), None)
-
-
-def check_targets(rows: list[dict], floors: list[dict]) -> dict:
-    """The issue's targets, each with the row that reaches (or misses) it."""
-    targets = {}
-    same, fastest = headline_rows(rows)
-    by_batch = {}
-    for row in rows:
-        if row.get("same_steps_and_weights"):
-            best = by_batch.get(row["batch_size"])
-            if best is None or row["speedup_vs_stock"] > best["value"]:
-                by_batch[row["batch_size"]] = {"value": row["speedup_vs_stock"], "row": row["label"]}
-    if same:
-        targets["speedup_vs_stock"] = {"target": 5.0, "value": same["speedup_vs_stock"], "row": same["label"],
-                                       "hit": same["speedup_vs_stock"] >= 5.0, "by_batch_size": by_batch}
-    floor = next((f for f in floors if same and f["label"] == same["label"]), None)
-    if floor:
-        targets["floor_ratio"] = {"target": 1.2, "value": floor["ratio"], "row": floor["label"],
-                                  "hit": floor["ratio"] <= 1.2}
-    teacher = teacher_row(rows)
-    if teacher:
-        good = _fastest(rows, lambda r: r["backend"] in ("latent", "latent-lcm") and r["score"] >= teacher["score"] - 5)
-        if good:
-            targets["fast_latent"] = {"target_ms": 25.0, "value": good["latency_ms"]["median"], "row": good["label"],
-                                      "score": good["score"], "teacher_score": teacher["score"],
-                                      "hit": good["latency_ms"]["median"] < 25.0}
-    gan = _fastest(rows, lambda r: r["backend"] == "gan" and r["batch_size"] == 1)
-    if gan:
-        targets["gan_bs1"] = {"target_ms": 5.0, "value": gan["latency_ms"]["median"], "row": gan["label"],
-                              "hit": gan["latency_ms"]["median"] < 5.0}
-    return targets
 
 
 def same_weights_check(runners) -> float | None:

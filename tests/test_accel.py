@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import genimg
-from genimg.accel import CudaGraphed, add_note, prepare_module
+from genimg.accel import CudaGraphed, Frozen, add_note, prepare_module
 from genimg.options import SpeedOptions
 
 CPU_ONLY = not torch.cuda.is_available()
@@ -36,8 +36,8 @@ def test_compile_wraps_the_module_and_says_warm_up_is_not_latency():
     notes = []
     module = TinyConvNet()
     compiled = prepare_module(module, SpeedOptions(device="cpu", compile=True), notes)
-    assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
-    assert compiled._orig_mod is module
+    assert isinstance(compiled, Frozen) and isinstance(compiled.compiled, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled.compiled._orig_mod is module and compiled.conv is module.conv
     assert any("torch.compile" in note and "never in latency" in note for note in notes)
 
 

@@ -1,0 +1,44 @@
+"""The GPU benchmark end to end on tiny SD-1.5 / SD-Turbo-shaped models on the CPU, before anybody spends GPU time."""
+import json
+
+import pytest
+import torch
+
+from genimg.bench_gpu import ARCHITECTURES, SD15, SD_TURBO, build_components, byte_level_tokenizer, main, tiny
+
+
+def test_full_size_configs_are_the_published_architectures():
+    assert SD15.unet["block_out_channels"] == (320, 640, 1280, 1280) and SD15.unet["cross_attention_dim"] == 768
+    assert SD15.text["hidden_size"] == 768 and SD15.text["num_hidden_layers"] == 12
+    assert SD_TURBO.unet["attention_head_dim"] == (5, 10, 20, 20) and SD_TURBO.unet["use_linear_projection"]
+    assert SD_TURBO.text["hidden_size"] == 1024 and SD_TURBO.text["num_hidden_layers"] == 23
+    assert SD_TURBO.steps == 1 and SD_TURBO.guidance == 0.0
+
+
+def test_tokenizer_pads_to_clip_context():
+    ids = byte_level_tokenizer()(["a cat", ""], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    assert ids.shape == (2, 77) and int(ids.max()) < 1000
+
+
+def test_same_seed_same_weights():
+    first, second = build_components(tiny(SD15)), build_components(tiny(SD15))
+    assert all(torch.equal(a, b) for a, b in zip(first["unet"].parameters(), second["unet"].parameters()))
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_a_report(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["--tiny", "--out", str(tmp_path), "--rounds", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads((tmp_path / "gpu-bench.json").read_text())
+    assert [r["architecture"] for r in report["results"]] == [f"{name}-tiny" for name in ARCHITECTURES]
+    for result in report["results"]:
+        stock, genimg_path, tiny_decoder = result["rows"]
+        assert stock["label"] == "stock diffusers" and stock["speedup_vs_stock"] == 1.0
+        assert genimg_path["max_pixel_diff_vs_stock"] <= 8  # the same modules give the same images
+        assert "tiny decoder" in tiny_decoder["label"]
+        assert all(row["median_ms_per_image"] > 0 for row in result["rows"])
+    assert "| stock diffusers |" in (tmp_path / "gpu-bench.md").read_text()
