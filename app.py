@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import tempfile
+import os
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from pathlib import Path
 import gradio as gr
 
 import genimg
+from genimg.batching import batcher_for
+from genimg.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
@@ -29,6 +32,9 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
+LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
+# Compare downloads older than this are deleted when new ones are written.
+DOWNLOADS_KEEP_S = 3600
 BACKEND_CHOICES = list(genimg.BACKENDS)
 SCHEDULER_CHOICES = ["default", "dpm++", "ddim", "euler", "lcm"]
 OFF = "off"
@@ -62,13 +68,54 @@ def user_errors():
         raise gr.Error(f"Unexpected {type(error).__name__}: {error}") from error
 
 
+def require_number(label: str, payload) -> None:
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+        raise gr.Error(f"{label} must be a number, got {payload!r}.")
+
+
+class NumberSlider(gr.Slider):
+    """A slider that tells an API caller sending text or null what is wrong (gradio's own error is opaque)."""
+
+    is_template = True  # rendered by the stock slider
+
+    def preprocess(self, payload):
+        require_number(self.label, payload)
+        return super().preprocess(payload)
+
+
+class NumberBox(gr.Number):
+    is_template = True
+
+    def preprocess(self, payload):
+        require_number(self.label, payload)
+        return super().preprocess(payload)
+
+
+def client_gone() -> bool:
+    """Whether the client of the running event disconnected or cancelled it. Gradio drops such an event from the
+    queue, but cannot stop a function already running in a thread; checking between steps frees the slot early."""
+    try:
+        from gradio.context import LocalContext
+
+        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+        if blocks is None or event_id is None or blocks._queue is None:
+            return False
+        events = [event for job in blocks._queue.active_jobs if job for event in job if event._id == event_id]
+        return not events or not events[0].alive
+    except Exception:  # noqa: BLE001 - gradio internals may change; then generations simply run to the end
+        return False
+
+
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False):
-    """The cached generator for these options, and how long loading took (about 0 when it was cached)."""
+    """The cached generator for these options, and how long loading took (about 0 when it was cached).
+    A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
     model = (model or "").strip() or None
     if model and backend != "latent":
         raise gr.Error(f"A diffusers model id or folder runs on the 'latent' backend, not {backend!r}: "
                        "choose 'latent' or clear the model box.")
+    if model:
+        model = check_model_source(model, allowed_model_folders(ROOT / "assets"))
     start = time.perf_counter()
     generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
                             tiny_decoder=bool(tiny_decoder), scheduler=None if scheduler == "default" else scheduler)
@@ -85,10 +132,13 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
         generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)
 
     def on_step(done: int, total: int) -> None:
+        if client_gone():
+            raise gr.Error("Stopped: the client disconnected.")
         progress((done, total), desc=f"{label}denoising", unit="steps")
 
     progress(0, desc=f"{label}generating")
-    return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step)
+    return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step,
+                              timeout_s=LIMITS.request_timeout_s)
 
 
 def match_scores(images, prompt: str) -> list[float]:
@@ -143,6 +193,16 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     return gallery, latency_markdown(result, scores, load_s, warm_up)
 
 
+def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
+    """The plain one-image API: concurrent calls with the same backend, precision and steps share a batch."""
+    with user_errors():
+        generator, _ = load_generator(backend, precision)
+        result = batcher_for(generator, LIMITS.max_batch_size).generate(
+            prompt, steps=steps or None, seed=seed, timeout_s=LIMITS.request_timeout_s)
+    info = {key: result.info.get(key) for key in ("prompt", "backend", "steps", "seed", "precision", "device", "notes")}
+    return result.images[0], {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings}
+
+
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
                  single_pass: bool) -> str:
     parts = [f"{index}. {backend}", precision, "1 pass" if single_pass else f"{int(steps)} steps"]
@@ -162,7 +222,14 @@ def compare_row(label: str, config: dict, result, score: float, baseline_ms: flo
 
 
 def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
-    folder = Path(tempfile.gettempdir()) / "genimg-app" / uuid.uuid4().hex
+    """CSV and JSON in Gradio's cache folder (the only place the app writes), older ones deleted."""
+    from gradio.utils import get_upload_folder
+
+    downloads = Path(get_upload_folder()) / "genimg-downloads"
+    for old in downloads.glob("*") if downloads.exists() else []:
+        if time.time() - old.stat().st_mtime > DOWNLOADS_KEEP_S:
+            shutil.rmtree(old, ignore_errors=True)
+    folder = downloads / uuid.uuid4().hex
     folder.mkdir(parents=True)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with open(folder / "compare.csv", "w", newline="") as file:
@@ -276,16 +343,16 @@ def build_generate_tab() -> None:
                 backend = gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend")
                 precision = gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision")
             with gr.Row():
-                steps = gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
-                                  info="0 = backend default; gan/vae: 1 pass")
-                batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size")
+                steps = NumberSlider(0, MAX_STEPS, value=4, step=1, label="Steps",
+                                     info="0 = backend default; gan/vae: 1 pass")
+                batch_size = NumberSlider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size")
             with gr.Accordion("More speed options", open=False):
                 model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
                     tiny_decoder = gr.Checkbox(label="Tiny decoder (latent backends)")
-            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+            seed = NumberBox(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
         with gr.Column(scale=3):
@@ -299,7 +366,7 @@ def build_generate_tab() -> None:
 
 def build_compare_tab() -> None:
     prompt = gr.Textbox(label="Prompt", value="a slice of pizza")
-    seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+    seed = NumberBox(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
     config_inputs = []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
@@ -308,7 +375,7 @@ def build_compare_tab() -> None:
                 config_inputs += [
                     gr.Dropdown(BACKEND_CHOICES + [OFF], value=default_backend, label="Backend"),
                     gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
-                    gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Steps"),
+                    NumberSlider(1, MAX_STEPS, value=default_steps, step=1, label="Steps"),
                     gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler"),
                     gr.Checkbox(value=default_tiny, label="Tiny decoder"),
                 ]
@@ -323,6 +390,20 @@ def build_compare_tab() -> None:
                  concurrency_id="models")
 
 
+def build_one_image_api() -> None:
+    """/generate_one: API only (hidden components), dynamically batched, see generate_one."""
+    with gr.Group(visible=False):
+        inputs = [gr.Textbox(label="Prompt"), gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend"),
+                  NumberSlider(0, MAX_STEPS, value=4, step=1, label="Steps"),
+                  gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
+                  NumberBox(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")]
+        outputs = [gr.Image(type="pil", format="png", label="Image"), gr.JSON(label="Info")]
+        trigger = gr.Button()
+    # Callers wait inside generate_one while their batch runs, so more of them than a batch may be in there at once.
+    trigger.click(generate_one, inputs, outputs, api_name="generate_one", concurrency_id="one-image",
+                  concurrency_limit=2 * LIMITS.max_batch_size)
+
+
 def build_benchmark_tab(demo: gr.Blocks) -> None:
     gr.Markdown("Results of `python -m genimg bench` (sweeps over backends, precisions, steps and batch sizes).")
     plot = gr.Image(label="Benchmark plot", type="filepath", interactive=False)
@@ -333,8 +414,11 @@ def build_benchmark_tab(demo: gr.Blocks) -> None:
 
 
 def build_demo() -> gr.Blocks:
-    """The Blocks app, queue configured; builds the UI only (models load on the first request that needs them)."""
-    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False) as demo:
+    """The Blocks app, queue configured; builds the UI only (models load on the first request that needs them).
+    Gradio's temporary files go under the genimg cache (GENIMG_CACHE) unless GRADIO_TEMP_DIR says otherwise."""
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(app_cache() / "gradio"))
+    # Generated images older than an hour are deleted every hour, so a long-running server's disk use stays flat.
+    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
         with gr.Tab("Generate"):
             build_generate_tab()
@@ -344,13 +428,21 @@ def build_demo() -> gr.Blocks:
             build_benchmark_tab(demo)
         with gr.Tab("About"):
             gr.Markdown(ABOUT)
+        build_one_image_api()
     # Generations share one device: one at a time on a CPU, a few on a GPU (each generator also holds a lock).
+    # Beyond queue_size waiting requests, callers are told the queue is full (HTTP 503) instead of waiting forever.
     concurrency = 1 if resolve_device("auto") == "cpu" else 3
-    return demo.queue(default_concurrency_limit=concurrency, max_size=32)
+    return demo.queue(default_concurrency_limit=concurrency, max_size=LIMITS.queue_size)
+
+
+def app_cache() -> Path:
+    return Path(os.environ.get("GENIMG_CACHE") or Path.home() / ".cache" / "genimg") / "app"
 
 
 def launch(demo: gr.Blocks | None = None, **launch_options):
-    """Launch with the app's theme and CSS; server name and port come from GRADIO_SERVER_NAME/PORT unless given."""
+    """Launch with the app's theme and CSS; server name and port come from GRADIO_SERVER_NAME/PORT unless given.
+    Files are served only from Gradio's cache and the benchmark folders: nothing else the app can read."""
+    launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
     return (demo or build_demo()).launch(theme=THEME, css=CSS, **launch_options)
 
 

@@ -7,13 +7,15 @@
 """
 from __future__ import annotations
 
-from genimg.errors import GenimgError, InvalidRequest, ModelLoadError, UnsupportedOption
+from genimg.errors import (GenerationTimeout, GenimgError, InvalidRequest, ModelLoadError, NonFiniteOutput,
+                           OutOfMemory, RequestTooLarge, UnsupportedOption)
 from genimg.options import Request, SpeedOptions
 from genimg.registry import BACKENDS, DEFAULT_CACHE
 from genimg.timing import Generation
 
 __all__ = ["load", "BACKENDS", "Generation", "Request", "SpeedOptions", "GenimgError", "InvalidRequest",
-           "ModelLoadError", "UnsupportedOption"]
+           "ModelLoadError", "UnsupportedOption", "RequestTooLarge", "GenerationTimeout", "OutOfMemory",
+           "NonFiniteOutput"]
 
 
 def load(backend: str, device: str = "auto", precision: str = "fp32", model: str | None = None, **speed_options):

@@ -15,3 +15,19 @@ class UnsupportedOption(InvalidRequest):
 
 class ModelLoadError(GenimgError):
     """A model folder or hub id could not be loaded."""
+
+
+class RequestTooLarge(InvalidRequest):
+    """A request asks for more pixels than one request may hold on this device."""
+
+
+class GenerationTimeout(GenimgError):
+    """A generation ran past the time one request may take."""
+
+
+class OutOfMemory(GenimgError):
+    """The device ran out of memory; a smaller batch (or half precision) fits."""
+
+
+class NonFiniteOutput(GenimgError):
+    """A model produced NaN or infinite values instead of an image."""

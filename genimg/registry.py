@@ -5,7 +5,8 @@ import importlib
 import threading
 from collections import OrderedDict
 
-from genimg.errors import InvalidRequest
+from genimg.errors import GenimgError, InvalidRequest, ModelLoadError
+from genimg.limits import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
 
 # name -> (module, loader function, one-line description)
@@ -17,12 +18,30 @@ BACKENDS = {
 }
 
 
+def load_backend(backend: str, options: SpeedOptions, model: str | None):
+    """The backend's loader; anything it throws becomes a ModelLoadError that names the backend."""
+    module, function, _ = BACKENDS[backend]
+    try:
+        return getattr(importlib.import_module(module), function)(options, model)
+    except GenimgError:
+        raise
+    except Exception as error:  # noqa: BLE001 - corrupt weights, missing files, drivers: all "could not load"
+        failure, out_of_memory = f"{type(error).__name__}: {error}", is_out_of_memory(error)
+    if out_of_memory:
+        free_device_memory()
+        raise ModelLoadError(f"Not enough device memory to load {backend!r} ({failure}); free the device or use "
+                             "precision='bf16'.")
+    raise ModelLoadError(f"Could not load the {backend!r} backend ({failure}); the other backends still work.")
+
+
 class GeneratorCache:
-    """Loaded generators, most recently used last; loading is serialised so a model is never loaded twice."""
+    """Loaded generators, most recently used last. Each configuration loads once (concurrent callers wait for it);
+    a load never blocks callers of other, loaded configurations, and a failed load leaves nothing cached."""
 
     def __init__(self, capacity: int = 6):
         self.capacity = capacity
         self._generators: OrderedDict = OrderedDict()
+        self._loading: dict = {}  # key -> lock held while that key loads
         self._lock = threading.Lock()
 
     def get(self, backend: str, options: SpeedOptions, model: str | None = None):
@@ -31,13 +50,24 @@ class GeneratorCache:
         options = options.validated()
         key = (backend, model, options)
         with self._lock:
-            if key not in self._generators:
-                module, function, _ = BACKENDS[backend]
-                self._generators[key] = getattr(importlib.import_module(module), function)(options, model)
-                while len(self._generators) > self.capacity:
-                    self._generators.popitem(last=False)
-            self._generators.move_to_end(key)
-            return self._generators[key]
+            if key in self._generators:
+                self._generators.move_to_end(key)
+                return self._generators[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._generators:  # loaded by the caller we waited for
+                    return self._generators[key]
+            try:
+                generator = load_backend(backend, options, model)
+                with self._lock:
+                    self._generators[key] = generator
+                    while len(self._generators) > self.capacity:
+                        self._generators.popitem(last=False)
+                return generator
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:

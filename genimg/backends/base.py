@@ -1,6 +1,7 @@
 """What every backend shares: request validation, seeding, the text stage, timing and conversion to PIL."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -8,11 +9,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genimg.options import Request, SpeedOptions
+from genimg.errors import InvalidRequest
+from genimg.limits import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
+from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
 from genimg.text import TextEmbeddings, TextEncoder
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
+TRUNCATED_NOTE = "The prompt was longer than the text encoder's context and was truncated."
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
@@ -21,9 +25,42 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(np.ascontiguousarray(image)) for image in array]
 
 
+class ImageSeeds(int):
+    """One seed per image of a batch of separate requests. As an int it is the first seed, for code that draws once
+    per batch (a sampler's step noise); ``seeded_noise`` gives image i the noise a lone request with seeds[i] gets."""
+
+    def __new__(cls, seeds):
+        seeds = tuple(int(seed) for seed in seeds)
+        value = super().__new__(cls, seeds[0])
+        value.seeds = seeds
+        return value
+
+
 def seeded_noise(shape: tuple, seed: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     """Noise drawn on the CPU, so a seed gives the same images on every device."""
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
+    if isinstance(seed, ImageSeeds):
+        noise = torch.cat([torch.randn((1, *shape[1:]), generator=torch.Generator().manual_seed(image_seed))
+                           for image_seed in seed.seeds])
+    else:
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    return noise.to(device=device, dtype=dtype)
+
+
+def step_generators(seed: int, device: str):
+    """What a sampler draws its between-step noise from (LCM): one generator per image for a batch of separate
+    requests (diffusers' schedulers take a list), so every image gets the noise its lone request would get."""
+    if isinstance(seed, ImageSeeds):
+        return [torch.Generator(device).manual_seed(image_seed) for image_seed in seed.seeds]
+    return torch.Generator(device).manual_seed(seed)
+
+
+def single_image_requests(prompts: list, seeds: list, steps, guidance) -> list[Request]:
+    """Validated one-image requests for ``generate_batch``; the batch as a whole obeys the batch-size limit."""
+    if not isinstance(prompts, (list, tuple)) or not isinstance(seeds, (list, tuple)) or len(prompts) != len(seeds):
+        raise InvalidRequest("generate_batch takes a list of prompts and a list of seeds of the same length.")
+    if not 1 <= len(prompts) <= MAX_BATCH_SIZE:
+        raise InvalidRequest(f"generate_batch takes 1 to {MAX_BATCH_SIZE} prompts, got {len(prompts)}.")
+    return [Request(prompt, steps, 1, seed, guidance).validated() for prompt, seed in zip(prompts, seeds)]
 
 
 class BaseGenerator:
@@ -32,6 +69,9 @@ class BaseGenerator:
     name = "base"
     default_steps: int | None = None
     default_guidance: float | None = None
+    image_size = (64, 64)  # (height, width): what the embedded emoji models draw; the pixel budget reads it
+    # True for a backend that seeds its sampler's step noise with step_generators(request.seed, device).
+    step_noise_per_image = False
 
     def __init__(self, options: SpeedOptions):
         self.options = options.validated()
@@ -43,31 +83,89 @@ class BaseGenerator:
     def _text_encoder(self) -> TextEncoder:
         return TextEncoder(device=self.device, dtype=self.dtype)
 
-    def encode(self, prompt: str, batch_size: int, timer: StageTimer) -> TextEmbeddings:
+    def encode(self, prompts: list[str], batch_size: int, timer: StageTimer) -> TextEmbeddings:
+        """One prompt is encoded once and repeated for the batch; several prompts are one each."""
         with timer.stage("text_encode"):
-            text = self.text.encode([prompt])
+            text = self.text.encode(prompts)
+        if len(prompts) == batch_size:
+            return text
         return TextEmbeddings(text.tokens.expand(batch_size, -1, -1), text.pooled.expand(batch_size, -1),
-                              text.truncated)
+                              text.truncated * batch_size)
+
+    def with_defaults(self, request: Request) -> Request:
+        if request.steps is not None and request.steps > self.max_steps():
+            raise InvalidRequest(f"The {self.name} backend takes at most {self.max_steps()} steps, "
+                                 f"got {request.steps}.")
+        return dataclasses.replace(request, steps=request.steps or self.default_steps,
+                                   guidance=self.default_guidance if request.guidance is None else request.guidance)
+
+    def max_steps(self) -> int:
+        # LCM schedulers pick their steps from a fixed grid of original_inference_steps timesteps.
+        config = getattr(getattr(self, "scheduler", None), "config", None)
+        return getattr(config, "original_inference_steps", None) or MAX_STEPS
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
-                 guidance: float | None = None, on_step=None) -> Generation:
-        request = Request(prompt, steps, batch_size, seed, guidance).validated()
-        request = Request(request.prompt, request.steps or self.default_steps, request.batch_size, request.seed,
-                          self.default_guidance if request.guidance is None else request.guidance)
-        with self.lock, torch.inference_mode():
-            reset_peak_memory(self.device)
-            timer = StageTimer(self.device)
-            text = self.encode(request.prompt, request.batch_size, timer)
-            images = self._generate(request, text, timer, on_step)
-            with timer.stage("to_pil"):
-                pil_images = to_pil(images)
-            timings = timer.finish()
+                 guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
+        """``batch_size`` images of one prompt. ``timeout_s``: the most this request may take, waiting for the
+        device included; checked between denoising steps (GenerationTimeout)."""
+        deadline = Deadline(timeout_s)
+        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
+        check_pixel_budget(request.batch_size, self.image_size)
+        images, truncated, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
+        return Generation(images, timings, peak_memory, self.info(request, truncated[0]))
+
+    def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
+                       guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
+        """One image per (prompt, seed), in one batched pass: what a server does with concurrent requests of the same
+        configuration. Image i is generate(prompts[i], seed=seeds[i]).images[0], up to batch-size rounding; where a
+        batch could not promise that (see batches_exactly), the requests run one after another instead."""
+        deadline = Deadline(timeout_s)
+        requests = single_image_requests(prompts, seeds, steps, guidance)
+        batch = self.with_defaults(dataclasses.replace(requests[0], batch_size=len(requests),
+                                                       seed=ImageSeeds(r.seed for r in requests)))
+        check_pixel_budget(batch.batch_size, self.image_size)
+        if len(requests) > 1 and not self.batches_exactly(batch.steps):
+            alone = [self.generate(r.prompt, r.steps, 1, r.seed, r.guidance, on_step, deadline.remaining_s())
+                     for r in requests]
+            return [Generation(result.images, result.timings, result.peak_memory, {**result.info, "batched_with": 1})
+                    for result in alone]
+        images, truncated, timings, peak_memory = self._run([r.prompt for r in requests], batch, on_step, deadline)
+        return [Generation([image], timings, peak_memory,
+                           {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed), was_truncated),
+                            "batched_with": len(requests)})
+                for r, image, was_truncated in zip(requests, images, truncated)]
+
+    def batches_exactly(self, steps: int | None) -> bool:
+        """Whether a batch of separate requests gives each one its lone images. Not where the sampler draws fresh
+        noise between steps (LCM beyond one step) from a single generator for the whole batch."""
+        from diffusers import LCMScheduler
+
+        shared_step_noise = isinstance(getattr(self, "scheduler", None), LCMScheduler) and (steps or 0) > 1
+        return self.step_noise_per_image or not shared_step_noise
+
+    def _run(self, prompts: list[str], request: Request, on_step, deadline: Deadline):
+        """Under the lock: text, the backend's stages, checks, PIL; out of memory becomes a clear error."""
+        def run():
+            with self.lock, torch.inference_mode():
+                deadline.check("waiting for the device")
+                reset_peak_memory(self.device)
+                timer = StageTimer(self.device)
+                text = self.encode(prompts, request.batch_size, timer)
+                images = self._generate(request, text, timer, deadline.wrap(on_step))
+                check_finite(images)
+                with timer.stage("to_pil"):
+                    pil_images = to_pil(images)
+                return pil_images, text.truncated, timer.finish(), peak_memory_bytes(self.device)
+
+        return call_freeing_memory_on_oom(run, request.batch_size)
+
+    def info(self, request: Request, truncated: bool) -> dict:
         info = {"backend": self.name, "steps": request.steps, "guidance": request.guidance,
-                "prompt": request.prompt, "seed": request.seed, "precision": self.options.precision,
+                "prompt": request.prompt, "seed": int(request.seed), "precision": self.options.precision,
                 "device": self.device, "notes": list(self.notes)}
-        if text.truncated[0]:
-            info["notes"].append("The prompt was longer than the text encoder's context and was truncated.")
-        return Generation(pil_images, timings, peak_memory_bytes(self.device), info)
+        if truncated:
+            info["notes"].append(TRUNCATED_NOTE)
+        return info
 
     def _generate(self, request: Request, text: TextEmbeddings, timer: StageTimer, on_step) -> torch.Tensor:
         raise NotImplementedError

@@ -5,13 +5,15 @@ SDXL(-Turbo) and LCM pipelines alike; denoising is the rest of the pipeline call
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
-from genimg.backends.base import BaseGenerator, to_pil
+from genimg.backends.base import BaseGenerator, single_image_requests, to_pil
 from genimg.errors import ModelLoadError
+from genimg.limits import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
 from genimg.options import Request, SpeedOptions
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory, synchronize
 
@@ -50,10 +52,20 @@ class _TextTimer:
         self.elapsed_ms += (time.perf_counter() - self._started) * 1000
 
 
+def pipeline_image_size(pipeline) -> tuple[int, int]:
+    """The (height, width) a pipeline draws by default: its latent sample size times the VAE's downscale."""
+    scale = getattr(pipeline, "vae_scale_factor", 8)
+    denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
+    sample_size = getattr(pipeline, "default_sample_size", None) or getattr(denoiser.config, "sample_size", 64)
+    height, width = sample_size if isinstance(sample_size, (tuple, list)) else (sample_size, sample_size)
+    return int(height * scale), int(width * scale)
+
+
 class DiffusersGenerator(BaseGenerator):
     name = "latent"
     default_steps = 4
     default_guidance = None
+    step_noise_per_image = True  # generate_batch hands the pipeline one generator per image
 
     def __init__(self, options: SpeedOptions, model: str, **components):
         super().__init__(options)
@@ -65,34 +77,73 @@ class DiffusersGenerator(BaseGenerator):
 
             self.pipeline.scheduler = make_scheduler(self.options.scheduler, self.pipeline.scheduler.config)
         self.text_timer = _TextTimer(self.pipeline, self.device)
+        self.image_size = pipeline_image_size(self.pipeline)
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
-                 guidance: float | None = None, on_step=None) -> Generation:
-        request = Request(prompt, steps, batch_size, seed, guidance).validated()
-        extra = {} if request.guidance is None else {"guidance_scale": request.guidance}
+                 guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
+        deadline = Deadline(timeout_s)
+        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
+        check_pixel_budget(request.batch_size, self.image_size)
+        images, timings, peak_memory = self._run(request.prompt, request, torch.Generator().manual_seed(request.seed),
+                                                 on_step, deadline)
+        return Generation(images, timings, peak_memory, self.info(request, self.truncated(request.prompt)))
+
+    def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
+                       guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
+        """One image per (prompt, seed), batched: diffusers takes a list of prompts and one generator per image."""
+        deadline = Deadline(timeout_s)
+        requests = single_image_requests(prompts, seeds, steps, guidance)
+        batch = self.with_defaults(dataclasses.replace(requests[0], batch_size=len(requests)))
+        check_pixel_budget(batch.batch_size, self.image_size)
+        generators = [torch.Generator().manual_seed(r.seed) for r in requests]
+        images, timings, peak_memory = self._run([r.prompt for r in requests], batch, generators, on_step, deadline)
+        return [Generation([image], timings, peak_memory,
+                           {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed),
+                                        self.truncated(r.prompt)), "batched_with": len(requests)})
+                for r, image in zip(requests, images)]
+
+    def _run(self, prompt, request: Request, generator, on_step, deadline):
+        on_step = deadline.wrap(on_step)
         callback = None
         if on_step is not None:
             def callback(pipe, index, timestep, kwargs):
                 on_step(index + 1, pipe.num_timesteps)
                 return kwargs
-        with self.lock, torch.inference_mode():
-            reset_peak_memory(self.device)
-            timer, self.text_timer.elapsed_ms = StageTimer(self.device), 0.0
-            with timer.stage("denoise"):
-                latents = self.pipeline(
-                    request.prompt, num_inference_steps=request.steps or self.default_steps,
-                    num_images_per_prompt=request.batch_size, output_type="latent",
-                    generator=torch.Generator().manual_seed(request.seed), callback_on_step_end=callback, **extra,
-                ).images
-            with timer.stage("decode"):
-                vae = self.pipeline.vae
-                images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-            with timer.stage("to_pil"):
-                pil_images = to_pil(images)
-            timings = timer.finish()
-        timings["text_encode"] = self.text_timer.elapsed_ms
-        timings["denoise"] -= self.text_timer.elapsed_ms
-        info = {"backend": self.name, "model": self.model_id, "steps": request.steps or self.default_steps,
-                "prompt": request.prompt, "seed": request.seed, "precision": self.options.precision,
-                "device": self.device, "notes": list(self.notes)}
-        return Generation(pil_images, timings, peak_memory_bytes(self.device), info)
+        extra = {} if request.guidance is None else {"guidance_scale": request.guidance}
+        # A list of prompts already holds one image each; one prompt is repeated batch_size times.
+        per_prompt = 1 if isinstance(prompt, list) else request.batch_size
+
+        def run():
+            with self.lock, torch.inference_mode():
+                deadline.check("waiting for the device")
+                reset_peak_memory(self.device)
+                timer, self.text_timer.elapsed_ms = StageTimer(self.device), 0.0
+                with timer.stage("denoise"):
+                    latents = self.pipeline(
+                        prompt, num_inference_steps=request.steps, num_images_per_prompt=per_prompt,
+                        output_type="latent", generator=generator, callback_on_step_end=callback, **extra,
+                    ).images
+                with timer.stage("decode"):
+                    vae = self.pipeline.vae
+                    images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+                check_finite(images)
+                with timer.stage("to_pil"):
+                    pil_images = to_pil(images)
+                timings = timer.finish()
+                timings["text_encode"] = self.text_timer.elapsed_ms
+                timings["denoise"] -= self.text_timer.elapsed_ms
+                return pil_images, timings, peak_memory_bytes(self.device)
+
+        return call_freeing_memory_on_oom(run, request.batch_size)
+
+    @property
+    def scheduler(self):
+        return self.pipeline.scheduler
+
+    def truncated(self, prompt: str) -> bool:
+        """Whether the pipeline's tokenizer cuts this prompt (diffusers only logs it)."""
+        tokenizer = getattr(self.pipeline, "tokenizer", None)
+        return tokenizer is not None and len(tokenizer(prompt)["input_ids"]) > tokenizer.model_max_length
+
+    def info(self, request: Request, truncated: bool) -> dict:
+        return {**super().info(request, truncated), "model": self.model_id}
