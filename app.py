@@ -68,27 +68,18 @@ def user_errors():
         raise gr.Error(f"Unexpected {type(error).__name__}: {error}") from error
 
 
-def require_number(label: str, payload) -> None:
-    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-        raise gr.Error(f"{label} must be a number, got {payload!r}.")
+def number_input(component):
+    """The component, telling an API caller who sends text or null what is wrong (gradio's own error is opaque).
+    Wrapped on the instance: a subclass of a gradio component makes gradio write a .pyi file next to app.py."""
+    preprocess = component.preprocess
 
+    def checked_preprocess(payload):
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+            raise gr.Error(f"{component.label} must be a number, got {payload!r}.")
+        return preprocess(payload)
 
-class NumberSlider(gr.Slider):
-    """A slider that tells an API caller sending text or null what is wrong (gradio's own error is opaque)."""
-
-    is_template = True  # rendered by the stock slider
-
-    def preprocess(self, payload):
-        require_number(self.label, payload)
-        return super().preprocess(payload)
-
-
-class NumberBox(gr.Number):
-    is_template = True
-
-    def preprocess(self, payload):
-        require_number(self.label, payload)
-        return super().preprocess(payload)
+    component.preprocess = checked_preprocess
+    return component
 
 
 def client_gone() -> bool:
@@ -343,16 +334,16 @@ def build_generate_tab() -> None:
                 backend = gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend")
                 precision = gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision")
             with gr.Row():
-                steps = NumberSlider(0, MAX_STEPS, value=4, step=1, label="Steps",
-                                     info="0 = backend default; gan/vae: 1 pass")
-                batch_size = NumberSlider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size")
+                steps = number_input(gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
+                                               info="0 = backend default; gan/vae: 1 pass"))
+                batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size"))
             with gr.Accordion("More speed options", open=False):
                 model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
                     tiny_decoder = gr.Checkbox(label="Tiny decoder (latent backends)")
-            seed = NumberBox(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+            seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
         with gr.Column(scale=3):
@@ -366,7 +357,7 @@ def build_generate_tab() -> None:
 
 def build_compare_tab() -> None:
     prompt = gr.Textbox(label="Prompt", value="a slice of pizza")
-    seed = NumberBox(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+    seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
     config_inputs = []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
@@ -375,7 +366,7 @@ def build_compare_tab() -> None:
                 config_inputs += [
                     gr.Dropdown(BACKEND_CHOICES + [OFF], value=default_backend, label="Backend"),
                     gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
-                    NumberSlider(1, MAX_STEPS, value=default_steps, step=1, label="Steps"),
+                    number_input(gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Steps")),
                     gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler"),
                     gr.Checkbox(value=default_tiny, label="Tiny decoder"),
                 ]
@@ -394,9 +385,9 @@ def build_one_image_api() -> None:
     """/generate_one: API only (hidden components), dynamically batched, see generate_one."""
     with gr.Group(visible=False):
         inputs = [gr.Textbox(label="Prompt"), gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend"),
-                  NumberSlider(0, MAX_STEPS, value=4, step=1, label="Steps"),
+                  number_input(gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps")),
                   gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
-                  NumberBox(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")]
+                  number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))]
         outputs = [gr.Image(type="pil", format="png", label="Image"), gr.JSON(label="Info")]
         trigger = gr.Button()
     # Callers wait inside generate_one while their batch runs, so more of them than a batch may be in there at once.

@@ -220,6 +220,10 @@ def test_a_client_that_disconnects_mid_generation_frees_its_slot(served, app_mod
     assert len(outcomes) == 1 and "Stopped: the client disconnected" in outcomes[0]
 
 
+def test_building_the_app_writes_nothing_next_to_it(served):
+    assert not (Path(__file__).resolve().parents[1] / "app.pyi").exists()  # gradio stubs of component subclasses
+
+
 def test_compare_downloads_are_written_in_gradios_cache_folder(app_module):
     from gradio.utils import get_upload_folder
 
