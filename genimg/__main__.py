@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genimg import cli_bench, cli_evaluate, cli_train
+from genimg import cli_bench, cli_evaluate, cli_generate, cli_train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m genimg", description="Fast text-to-image generation.")
     subparsers = parser.add_subparsers(dest="command", required=True)
+    cli_generate.add_parser(subparsers)
     cli_bench.add_parser(subparsers)
     cli_evaluate.add_parser(subparsers)
     cli_train.add_parser(subparsers)
