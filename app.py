@@ -342,7 +342,7 @@ def build_generate_tab() -> None:
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
-                    tiny_decoder = gr.Checkbox(label="Tiny decoder (latent backends)")
+                    tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
             seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
