@@ -1,7 +1,6 @@
 """The app in a real browser: type a prompt, click Generate, see images and latency; saves the README screenshot."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package at /usr/bin/chromium "
                                                      "(apt-get install -y chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    import app
-
-    demo = app.build_demo()
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                           quiet=True)
-    yield url
-    demo.close()
 
 
 @pytest.fixture(scope="module")
