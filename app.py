@@ -108,8 +108,10 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     if model:
         model = check_model_source(model, allowed_model_folders(ROOT / "assets"))
     start = time.perf_counter()
+    # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
+    tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
     generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
-                            tiny_decoder=bool(tiny_decoder), scheduler=None if scheduler == "default" else scheduler)
+                            tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler)
     return generator, time.perf_counter() - start
 
 
