@@ -125,7 +125,6 @@ def full_sweep(stock_steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
         BenchConfig("latent-lcm", steps=4, **bf16),
         BenchConfig("latent-lcm", steps=2, tiny_decoder=True, **bf16),
         BenchConfig("latent-lcm", steps=1, tiny_decoder=True, **bf16),
-        BenchConfig("latent-lcm", steps=2, tiny_decoder=True, compile=True, batch_size=big_batch, **bf16),
         BenchConfig("latent-lcm", steps=1, tiny_decoder=True, compile=True, batch_size=big_batch, **bf16),
     ]
 
@@ -150,10 +149,11 @@ class GenimgRunner:
 
         self.generator = GeneratorCache(capacity=1).get(self.config.backend, self.config.speed_options(self.device))
 
-    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0) -> Generation:
+    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0, batch_size: int | None = None) -> Generation:
         if not self.config.prompt_cache:
             self.generator.text.clear_cache()
-        return self.generator.generate(prompt, steps=self.config.steps, batch_size=self.config.batch_size, seed=seed)
+        return self.generator.generate(prompt, steps=self.config.steps, batch_size=batch_size or self.config.batch_size,
+                                       seed=seed)
 
 
 class StockRunner:
@@ -188,14 +188,14 @@ class StockRunner:
         synchronize(self.device)
         self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - self._started[stage]) * 1000
 
-    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0) -> Generation:
+    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0, batch_size: int | None = None) -> Generation:
         reset_peak_memory(self.device)
         self.stage_ms = {}
         synchronize(self.device)
         start = time.perf_counter()
         with torch.inference_mode():
             images = self.pipeline(prompt, num_inference_steps=self.config.steps, guidance_scale=self.guidance,
-                                   num_images_per_prompt=self.config.batch_size,
+                                   num_images_per_prompt=batch_size or self.config.batch_size,
                                    generator=torch.Generator().manual_seed(seed)).images
         synchronize(self.device)
         total = (time.perf_counter() - start) * 1000
@@ -326,7 +326,11 @@ def measure_floor(runner: GenimgRunner, row: dict, settings: BenchSettings) -> d
 
 
 def score_configs(runners, rows, settings: BenchSettings) -> None:
-    """Mean prompt-match over ``settings.prompts`` x ``images_per_prompt`` seeds, once per quality key."""
+    """Mean prompt-match over ``settings.prompts`` x ``images_per_prompt`` images, once per quality key.
+
+    Images for one prompt come from one batch where possible; a compiled configuration keeps its own batch size, as
+    another one would compile again.
+    """
     from genimg.quality import default_judge
 
     judge, scores = default_judge(), {}
@@ -336,10 +340,11 @@ def score_configs(runners, rows, settings: BenchSettings) -> None:
     with _bar(settings, len(todo) * len(settings.prompts), "prompt-match") as bar:
         for key, runner in todo.items():
             values = []
+            batch = runner.config.batch_size if runner.config.compile else settings.images_per_prompt
             for prompt in settings.prompts:
                 images, seed = [], 0
                 while len(images) < settings.images_per_prompt:
-                    images += runner.run(prompt, seed=seed).images
+                    images += runner.run(prompt, seed=seed, batch_size=batch).images
                     seed += 1
                 values += judge.score(images[:settings.images_per_prompt], prompt)
                 bar.update()
@@ -376,8 +381,20 @@ def machine_info(settings: BenchSettings) -> dict:
     if device.startswith("cuda"):
         cpu += f"; GPU {torch.cuda.get_device_name()}"
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+            "inductor_cache": _inductor_cache_state(),
             "torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
             "loadavg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def _inductor_cache_state() -> str:
+    """'warm' when torch.compile's on-disk cache already holds work (then compile times in first calls are shorter)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        folder = cache_dir()
+    except ImportError:
+        return "unknown"
+    return f"{'warm' if os.path.isdir(folder) and os.listdir(folder) else 'cold'} ({folder})"
 
 
 def _allow_many_compiled_models() -> None:
@@ -390,9 +407,21 @@ def _allow_many_compiled_models() -> None:
             setattr(torch._dynamo.config, name, max(64, getattr(torch._dynamo.config, name)))
 
 
+def _import_everything() -> None:
+    """Pay Python's one-off imports up front, so the first configuration's first call is not charged for them."""
+    import diffusers.pipelines.stable_diffusion  # noqa: F401
+    import transformers.models.bert.modeling_bert  # noqa: F401
+
+    import genimg.backends.gan  # noqa: F401
+    import genimg.backends.latent  # noqa: F401
+    import genimg.backends.vae  # noqa: F401
+    import genimg.quality  # noqa: F401
+
+
 def run_bench(configs: list[BenchConfig], settings: BenchSettings = BenchSettings()) -> dict:
     """Measure ``configs``; returns the report (machine, settings, rows, floors, targets) as plain data."""
     _allow_many_compiled_models()
+    _import_everything()
     machine = machine_info(settings)
     started = time.perf_counter()
     runners, rows = measure_first_calls(configs, settings)

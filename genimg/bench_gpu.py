@@ -92,17 +92,19 @@ def byte_level_tokenizer():
     return CLIPTokenizer(vocab={token: index for index, token in enumerate(tokens)}, merges=[], model_max_length=77)
 
 
-def build_components(arch: Architecture, seed: int = 0) -> dict:
-    """Random-weight models of ``arch`` in fp32 on the CPU; the same seed gives the same weights."""
+def build_components(arch: Architecture, seed: int = 0, device: str = "cpu") -> dict:
+    """Random-weight fp32 models of ``arch``, initialised on ``device`` (fast for SD sizes on a GPU); same seed, same
+    weights."""
     import diffusers
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
-    return {"unet": UNet2DConditionModel(**arch.unet).eval(), "vae": AutoencoderKL(**arch.vae).eval(),
-            "text_encoder": CLIPTextModel(CLIPTextConfig(**arch.text)).eval(),
-            "tiny_decoder": AutoencoderTiny(**arch.tiny_decoder).eval(), "tokenizer": byte_level_tokenizer(),
-            "scheduler": getattr(diffusers, arch.scheduler)(**arch.scheduler_config)}
+    with torch.device(device):
+        return {"unet": UNet2DConditionModel(**arch.unet).eval(), "vae": AutoencoderKL(**arch.vae).eval(),
+                "text_encoder": CLIPTextModel(CLIPTextConfig(**arch.text)).eval(),
+                "tiny_decoder": AutoencoderTiny(**arch.tiny_decoder).eval(), "tokenizer": byte_level_tokenizer(),
+                "scheduler": getattr(diffusers, arch.scheduler)(**arch.scheduler_config)}
 
 
 def synchronize(device: str) -> None:
@@ -218,7 +220,7 @@ def bench_architecture(arch: Architecture, device: str, dtype: torch.dtype, batc
     """First call (load/compile/capture) and interleaved timed rounds of stock vs genimg paths."""
     import numpy as np
 
-    components = build_components(arch)
+    components = build_components(arch, device=device)
     cuda = device.startswith("cuda")
     makers = [lambda: StockPath(arch, components, device, dtype),
               lambda: GenimgPath(arch, components, device, dtype, compile=False, cuda_graphs=cuda)]

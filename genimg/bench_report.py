@@ -84,7 +84,8 @@ def csv_row(row: dict) -> dict:
             "batch_size": row["batch_size"], "steps": row["steps"], "guidance": row["guidance"],
             "median_ms": latency["median"], "q1_ms": latency["q1"], "q3_ms": latency["q3"], "min_ms": latency["min"],
             "max_ms": latency["max"], "images_per_s": row["images_per_s"],
-            "speedup_vs_stock": row.get("speedup_vs_stock"), "same_steps_and_weights": row.get("same_steps_and_weights"),
+            "speedup_vs_stock": row.get("speedup_vs_stock"),
+            "same_steps_and_weights": row.get("same_steps_and_weights"),
             "score": row["score"], "first_call_ms": row["first_call_ms"], "load_ms": row["load_ms"],
             "first_generation_ms": row["first_generation_ms"], "rss_delta_mb": row["rss_delta_mb"],
             "peak_memory_mb": row["peak_memory_mb"], "stages_ms": json.dumps(_rounded(row["stages_ms"], 2)),
@@ -108,11 +109,13 @@ def markdown(report: dict, command: str = "") -> str:
     lines = ["# genimg benchmark", ""]
     if command:
         lines += ["```", command, "```", ""]
-    lines += [f"Machine: {machine['cpu']} ({machine['cpu_count']} cores, {machine['torch_threads']} torch threads), "
+    lines += [f"Machine: {machine['cpu']} (CPU model name as lscpu shows it; {machine['cpu_count']} cores, "
+              f"{machine['torch_threads']} torch threads), "
               f"device {machine['device']}; torch {machine['torch']}, diffusers {machine['diffusers']}, "
               f"{machine['date']}. Load average at start {tuple(round(x, 2) for x in machine['loadavg_start'])}, "
               f"at end {tuple(round(x, 2) for x in machine['loadavg_end'])}; "
-              f"run took {machine['bench_seconds']:.0f} s.", "",
+              f"run took {machine['bench_seconds']:.0f} s; torch.compile cache {machine.get('inductor_cache', 'n/a')}.",
+              "", *_threads_note(machine),
               "Per-image latency: median over interleaved rounds after warm-up (IQR in brackets). `x stock`: stock "
               "diffusers median / this median at the same batch size; **bold** where steps and weights are the same "
               "as the stock run. Score: prompt-match 0-100 (judge) over a fixed prompt list; it does not depend on "
@@ -152,6 +155,15 @@ def markdown(report: dict, command: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _threads_note(machine: dict) -> list[str]:
+    if machine["device"] != "cpu" or machine["torch_threads"] >= (machine["cpu_count"] or 1):
+        return []
+    return [f"Run with {machine['torch_threads']} torch thread(s) on {machine['cpu_count']} cores: on a machine shared "
+            "with other work, OpenMP threads wait for each other whenever one is descheduled, which made medians "
+            "several times slower and far noisier than one thread. On an idle machine all cores give lower "
+            "absolute numbers (not measured here).", ""]
+
+
 def target_lines(targets: dict) -> list[str]:
     def mark(target):
         return "hit" if target["hit"] else "missed"
@@ -167,7 +179,8 @@ def target_lines(targets: dict) -> list[str]:
         lines.append(f"- within 1.2x of the compute floor: **{t['value']:.2f}x** ({t['row']}), {mark(t)}.")
     if "fast_latent" in targets:
         t = targets["fast_latent"]
-        lines.append(f"- fastest latent config within 5 points of the teacher's prompt-match ({t['teacher_score']:.1f}) "
+        lines.append(f"- fastest latent config within 5 points of the teacher's prompt-match "
+                     f"({t['teacher_score']:.1f}) "
                      f"under 25 ms per image: **{t['value']:.2f} ms** ({t['row']}, score {t['score']:.1f}), {mark(t)}.")
     if "gan_bs1" in targets:
         t = targets["gan_bs1"]
@@ -175,8 +188,15 @@ def target_lines(targets: dict) -> list[str]:
     return lines
 
 
+def pareto_labels(rows: list[dict]) -> set[str]:
+    """Rows no other row beats on both speed and prompt-match: the ones worth a label on the plot."""
+    return {row["label"] for row in rows
+            if not any(other["latency_ms"]["median"] < row["latency_ms"]["median"] and other["score"] >= row["score"]
+                       for other in rows)}
+
+
 def plot(report: dict, path: Path) -> None:
-    """Speed (ms per image, log scale) against prompt-match, one colour per backend."""
+    """Speed (ms per image, log scale) against prompt-match; colour = backend, square = batched, labels on the front."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,22 +204,34 @@ def plot(report: dict, path: Path) -> None:
 
     colours = {"gan": "tab:orange", "vae": "tab:purple", "latent": "tab:blue", "latent-lcm": "tab:green",
                "stock": "tab:red"}
-    figure, axes = plt.subplots(figsize=(9, 6), dpi=110)
+    rows, teacher = report["rows"], teacher_row(report["rows"])
+    labelled = (pareto_labels(rows) | {r["label"] for r in rows if r["backend"] == "stock" or r is teacher}
+                | {r["label"] for r in headline_rows(rows) if r})
+    figure, axes = plt.subplots(figsize=(10, 6.5), dpi=110)
     for backend, colour in colours.items():
-        rows = [row for row in report["rows"] if row["backend"] == backend]
-        if rows:
-            axes.scatter([r["latency_ms"]["median"] for r in rows], [r["score"] for r in rows], color=colour,
-                         label="stock diffusers" if backend == "stock" else backend, s=40, alpha=0.85)
-            for r in rows:
-                axes.annotate(f"{r['options']} bs{r['batch_size']}" + (f" {r['steps']}st" if r["steps"] else ""),
-                              (r["latency_ms"]["median"], r["score"]), fontsize=6, alpha=0.8,
-                              xytext=(3, 3), textcoords="offset points")
+        for batched in (False, True):
+            group = [r for r in rows if r["backend"] == backend and (r["batch_size"] > 1) == batched]
+            if group:
+                name = "stock diffusers" if backend == "stock" else backend
+                axes.scatter([r["latency_ms"]["median"] for r in group], [r["score"] for r in group], color=colour,
+                             marker="s" if batched else "o", s=45, alpha=0.85,
+                             label=f"{name}, batch > 1" if batched else name)
+    shown = sorted((r for r in rows if r["label"] in labelled), key=lambda r: (r["score"], r["latency_ms"]["median"]))
+    for index, row in enumerate(shown):  # alternate above/below so neighbours' labels do not overprint
+        axes.annotate(row["label"], (row["latency_ms"]["median"], row["score"]), fontsize=7,
+                      xytext=(4, 5 if index % 2 else -11), textcoords="offset points")
+    if teacher:
+        axes.axhline(teacher["score"] - 5, color="grey", linestyle="--", linewidth=1)
+        axes.text(0.01, teacher["score"] - 5.6, "teacher's prompt-match - 5", fontsize=7, color="grey",
+                  transform=axes.get_yaxis_transform())
+    machine = report["machine"]
     axes.set_xscale("log")
     axes.set_xlabel("median latency per image, ms (log scale; left is faster)")
     axes.set_ylabel("prompt-match score (0-100; up is better)")
-    axes.set_title(f"genimg speed vs quality - {report['machine']['cpu']}, {report['machine']['device']}")
+    axes.set_title(f"genimg speed vs quality: {machine['cpu']}, {machine['device']}, "
+                   f"{machine['torch_threads']} torch thread(s)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=8, loc="center right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
