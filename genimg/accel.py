@@ -31,6 +31,9 @@ def note_inapplicable(options: SpeedOptions, notes: list[str], backend: str) -> 
 def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str],
                    name: str = "model") -> torch.nn.Module:
     """Fused QKV, channels_last, then torch.compile or CUDA graphs, as asked; ``notes`` says what was skipped."""
+    if options.precision == "bf16" and options.device == "cpu" and not _cpu_has_bf16():
+        add_note(notes, "bf16: this CPU has no native bf16 instructions (AVX512-BF16/AMX), so bf16 runs emulated and "
+                        "may be slower than fp32.")
     if options.fuse_qkv:
         fuse_qkv(module, notes, name)
     if options.channels_last:
@@ -44,6 +47,13 @@ def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[s
         add_note(notes, "CUDA graphs: each input shape is captured on its first call (warm-up), then replayed.")
         return CudaGraphed(module)
     return module
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def fuse_qkv(module: torch.nn.Module, notes: list[str], name: str) -> bool:

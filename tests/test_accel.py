@@ -128,3 +128,20 @@ def test_prompt_cache_serves_repeats_and_can_be_cleared():
     assert "a red apple" in text._cache and torch.equal(text.encode(["a red apple"]).tokens, first.tokens)
     text.clear_cache()
     assert not text._cache
+
+
+@pytest.mark.slow
+def test_options_reach_the_modules_of_a_diffusers_pipeline():
+    from genimg.backends.base import ASSETS
+    from genimg.backends.diffusers_pipeline import DiffusersGenerator
+    from genimg.text import load_text_model, load_tokenizer
+
+    options = SpeedOptions(device="cpu", channels_last=True, fuse_qkv=True, tiny_decoder=True)
+    generator = DiffusersGenerator(options, str(ASSETS / "latent"), text_encoder=load_text_model(),
+                                   tokenizer=load_tokenizer())
+    unet, vae = generator.pipeline.unet, generator.pipeline.vae
+    assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert any(getattr(m, "fused_projections", False) for m in unet.modules())
+    assert any(getattr(m, "fused_projections", False) for m in vae.modules())
+    result = generator.generate("a red apple", steps=2)
+    assert result.images and any("tiny decoder" in note for note in result.info["notes"])

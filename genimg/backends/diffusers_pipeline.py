@@ -78,6 +78,27 @@ class DiffusersGenerator(BaseGenerator):
             self.pipeline.scheduler = make_scheduler(self.options.scheduler, self.pipeline.scheduler.config)
         self.text_timer = _TextTimer(self.pipeline, self.device)
         self.image_size = pipeline_image_size(self.pipeline)
+        self._apply_speed_options()
+
+    def _apply_speed_options(self) -> None:
+        """Fused QKV, channels_last, torch.compile / CUDA graphs on the denoiser and the VAE decoder, as asked."""
+        import dataclasses
+
+        from genimg.accel import add_note, fuse_qkv, prepare_module
+
+        for name in ("unet", "transformer"):
+            module = getattr(self.pipeline, name, None)
+            if isinstance(module, torch.nn.Module):
+                # Not pipeline.unet = ...: DiffusionPipeline.__setattr__ would register the wrapper as a component.
+                object.__setattr__(self.pipeline, name, prepare_module(module, self.options, self.notes, name=name))
+        vae = getattr(self.pipeline, "vae", None)
+        if vae is not None and hasattr(vae, "decoder"):
+            if self.options.fuse_qkv:
+                fuse_qkv(vae, self.notes, "VAE")
+            vae.decoder = prepare_module(vae.decoder, dataclasses.replace(self.options, fuse_qkv=False), self.notes,
+                                         name="VAE decoder")
+        if self.options.tiny_decoder:
+            add_note(self.notes, "tiny decoder: genimg has none for model= pipelines; the pipeline's VAE decodes.")
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
