@@ -98,7 +98,7 @@ def client_gone() -> bool:
 
 
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
-                   compile: bool = False, tiny_decoder: bool = False):
+                   compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True):
     """The cached generator for these options, and how long loading took (about 0 when it was cached).
     A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
     model = (model or "").strip() or None
@@ -111,7 +111,8 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
     tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
     generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
-                            tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler)
+                            tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
+                            match_concepts=None if model else bool(match_concepts))
     return generator, time.perf_counter() - start
 
 
@@ -144,6 +145,14 @@ def format_memory(peak_bytes, device: str) -> str:
     return f"n/a on {device}" if peak_bytes is None else f"{peak_bytes / 2**20:,.1f} MiB"
 
 
+def drawn_as_lines(info: dict) -> list[str]:
+    match = info.get("drawn_as")
+    if not match:
+        return []
+    return [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
+            f"similarity {match['similarity']:.2f})"]
+
+
 def latency_markdown(result, scores: list[float], load_s: float, warmed_up: bool) -> str:
     """Total, per image, per stage, images/s, peak memory and the judge's prompt-match score, as Markdown."""
     timings, info, count = result.timings, result.info, len(result.images)
@@ -153,6 +162,7 @@ def latency_markdown(result, scores: list[float], load_s: float, warmed_up: bool
         f"- **Prompt match** {sum(scores) / len(scores):.1f} / 100 "
         f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
         f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
+        *drawn_as_lines(info),
         "",
         "| stage | ms | share |",
         "|---|---:|---:|",
@@ -172,11 +182,12 @@ def latency_markdown(result, scores: list[float], load_s: float, warmed_up: bool
 @gpu
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
-             tiny_decoder: bool = False, progress=gr.Progress()):
+             tiny_decoder: bool = False, match_concepts: bool = True, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report."""
     with user_errors():
         progress(0, desc="loading model")
-        generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder)
+        generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
+                                           match_concepts)
         warm_up = bool(compile) or load_s > LOADED_NOW_S
         result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up)
         progress(1, desc="scoring prompt match")
@@ -192,7 +203,8 @@ def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, preci
         generator, _ = load_generator(backend, precision)
         result = batcher_for(generator, LIMITS.max_batch_size).generate(
             prompt, steps=steps or None, seed=seed, timeout_s=LIMITS.request_timeout_s)
-    info = {key: result.info.get(key) for key in ("prompt", "backend", "steps", "seed", "precision", "device", "notes")}
+    info = {key: result.info.get(key)
+            for key in ("prompt", "drawn_as", "backend", "steps", "seed", "precision", "device", "notes")}
     return result.images[0], {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings}
 
 
@@ -316,14 +328,19 @@ Every model here was trained by genimg on its own emoji data set (Noto Color Emo
 | `gan` | one generator forward pass | hinge loss, projection critic, L1 to the captioned emoji |
 | `vae` | one decoder pass from z ~ N(0, I) | text-conditional VAE |
 | `latent` | UNet on 16x16x4 latents x steps (x2 with guidance), then the KL decoder | v-prediction teacher; \
-DPM-Solver++ 20 steps, guidance 3 by default |
+DPM-Solver++ 20 steps, guidance 5 by default |
 | `latent-lcm` | the distilled UNet, 1-4 LCM steps, no unconditional pass | regression onto the teacher's samples |
 
 `latent` also runs any diffusers text-to-image pipeline: put its hub id or folder in "Diffusers model id".
 **Tiny decoder**: an AutoencoderTiny (TAESD-style, 8x fewer weights than the KL autoencoder) for the same latents.
 **Prompt match** is scored by a small judge (image and text embeddings trained with InfoNCE on the same emoji), 0-100.
+**Match the prompt to a known emoji** (on by default): the models learned emoji from their names, so a prompt is
+matched by MiniLM sentence similarity to the nearest training caption and that emoji is drawn ("a cute puppy" ->
+dog); the result says what it was drawn as. Turn it off to condition the model on the prompt as typed.
 
-Speed options: precision (bf16 halves memory traffic; fp16 needs a GPU), scheduler, `torch.compile`, tiny decoder.
+Speed options: precision (bf16 halves memory traffic and is fast on CPUs with bf16 units; fp16 needs a GPU),
+scheduler, `torch.compile`, tiny decoder; the Python API adds channels_last, fused QKV, CUDA graphs and a guidance
+cutoff (classifier-free guidance on the first steps only).
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
 
@@ -345,6 +362,8 @@ def build_generate_tab() -> None:
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
                     tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
+                match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
+                                             info="draw the emoji whose name is nearest in meaning (embedded models)")
             seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
@@ -352,7 +371,8 @@ def build_generate_tab() -> None:
             gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png", object_fit="contain",
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
-    inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder]
+    inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
+              match_concepts]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 

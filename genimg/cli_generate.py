@@ -28,6 +28,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--tiny-decoder", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--guidance-cutoff", type=float,
+                        help="classifier-free guidance on this first fraction of the steps only (0-1]")
+    parser.add_argument("--no-match-concepts", dest="match_concepts", action="store_false", default=None,
+                        help="condition the model on the prompt as typed, not on the nearest known emoji")
+    parser.add_argument("--timeout", type=float, help="seconds a prompt may take; checked between denoising steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs"))
     parser.add_argument("--json", action="store_true", help="print the timings of every prompt as JSON")
@@ -55,20 +60,22 @@ def main(args: argparse.Namespace) -> int:
     try:
         prompts = read_prompts(args)
         options = {"scheduler": args.scheduler} if args.scheduler else {}
+        options.update({name: getattr(args, name) for name in ("guidance_cutoff", "match_concepts")
+                        if getattr(args, name) is not None})
         generator = genimg.load(args.backend, device=args.device, precision=args.precision, model=args.model,
                                 tiny_decoder=args.tiny_decoder, compile=args.compile, **options)
         args.out.mkdir(parents=True, exist_ok=True)
         records = []
         for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):
             result = generator.generate(prompt, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                                        guidance=args.guidance)
+                                        guidance=args.guidance, timeout_s=args.timeout)
             files = []
             for batch_index, image in enumerate(result.images):
                 path = args.out / image_name(index, batch_index)
                 image.save(path)
                 files.append(str(path))
             records.append({"prompt": prompt, "files": files, "timings_ms": result.timings,
-                            "notes": result.info.get("notes", [])})
+                            "drawn_as": result.info.get("drawn_as"), "notes": result.info.get("notes", [])})
     except GenimgError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -76,5 +83,6 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2))
     else:
         for record in records:
-            print(f"{record['files'][0]}: {record['timings_ms']['total']:.1f} ms  ({record['prompt']})")
+            drawn_as = f" -> {record['drawn_as']['concept']}" if record["drawn_as"] else ""
+            print(f"{record['files'][0]}: {record['timings_ms']['total']:.1f} ms  ({record['prompt']}{drawn_as})")
     return 0

@@ -47,11 +47,20 @@ class SpeedOptions:
     tiny_decoder: bool = False
     cuda_graphs: bool = False
     fuse_qkv: bool = False
+    # Draw the known emoji nearest to the prompt (genimg.concepts). None: on for the embedded emoji models.
+    match_concepts: bool | None = None
+    # Classifier-free guidance only for this leading fraction of the steps; later steps run the conditional pass alone
+    # (diffusers' "dynamic CFG" recipe: the unconditional pass is half the UNet work of a guided step). None: all steps.
+    guidance_cutoff: float | None = None
 
     def validated(self) -> "SpeedOptions":
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
         if self.precision not in PRECISIONS:
             raise InvalidRequest(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        cutoff = self.guidance_cutoff
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float))
+                                   or not 0 < cutoff <= 1):
+            raise InvalidRequest(f"guidance_cutoff must be a fraction of the steps in (0, 1], got {cutoff!r}.")
         device = resolve_device(self.device)
         if self.precision == "fp16" and device == "cpu":
             raise UnsupportedOption(

@@ -69,6 +69,10 @@ class TextEmbeddings:
     tokens: torch.Tensor  # (batch, CONTEXT_TOKENS, 384): the cross-attention context
     pooled: torch.Tensor  # (batch, 384): mean over real tokens, L2-normalised (the sentence embedding)
     truncated: list  # per prompt: whether words were cut to fit CONTEXT_TOKENS
+    matches: list | None = None  # per prompt: the ConceptMatch it was drawn as (concept matching on), else None
+
+    def match(self, index: int):
+        return None if self.matches is None else self.matches[index]
 
 
 class TextEncoder:

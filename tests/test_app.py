@@ -41,6 +41,13 @@ def test_generate_every_backend(client, backend, steps):
     assert len(images_of(gallery)) == 1 and images_of(gallery)[0].exists()
     assert "ms total" in latency and "ms per image" in latency and "images/s" in latency
     assert "Prompt match" in latency and "Peak memory" in latency
+    assert "Drawn as** pizza" in latency  # concept matching is on by default for the embedded models
+
+
+def test_concept_matching_can_be_turned_off(client):
+    _, latency = client.predict(prompt="a slice of pizza", backend="gan", steps=0, batch_size=1, precision="fp32",
+                                seed=0, match_concepts=False, api_name="/generate")
+    assert "ms total" in latency and "Drawn as" not in latency
 
 
 def test_batch_returns_that_many_images(client):

@@ -167,7 +167,8 @@ def test_a_full_queue_tells_the_client_the_server_is_busy(app_module):
 
     demo, url = launch(app_module, queue_size=1)
     client = Client(url, verbose=False)
-    device = genimg.load("gan", precision="fp32", compile=False, tiny_decoder=False, scheduler=None)
+    device = genimg.load("gan", precision="fp32", compile=False, tiny_decoder=False, scheduler=None,
+                         match_concepts=True)  # the generator the app loads
     client.predict(**REQUEST, api_name="/generate")  # loaded and warmed up
     jobs, refused = [], []
     with device.lock:  # the device is busy: requests wait until the queue holds queue_size of them
@@ -208,7 +209,7 @@ def test_a_client_that_disconnects_mid_generation_frees_its_slot(served, app_mod
     fn_index = next(dependency["id"] for dependency in httpx.get(url + "config").json()["dependencies"]
                     if dependency.get("api_name") == "generate")
     session = uuid.uuid4().hex
-    data = ["red heart", "latent-lcm", 50, 1, "fp32", 0, "", "default", False, False]
+    data = ["red heart", "latent-lcm", 50, 1, "fp32", 0, "", "default", False, False, True]
     joined = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index,
                                                              "session_hash": session, "trigger_id": None})
     assert joined.status_code == 200

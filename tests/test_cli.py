@@ -25,6 +25,18 @@ def test_prompts_file_writes_one_png_per_line_in_order_and_json_timings(tmp_path
     records = json.loads(result.stdout)
     assert [r["prompt"] for r in records] == ["red heart", "rocket"]
     assert all(r["timings_ms"]["total"] > 0 for r in records)
+    assert [r["drawn_as"]["concept"] for r in records] == ["red heart", "rocket"]
+
+
+@pytest.mark.slow
+def test_generation_options_reach_the_generator(tmp_path):
+    result = run_cli("generate", "a slice of pizza", "--backend", "latent", "--steps", "2", "--guidance-cutoff", "0.5",
+                     "--no-match-concepts", "--timeout", "120", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)[0]
+    assert record["drawn_as"] is None and (tmp_path / "0000.png").exists()
+    refused = run_cli("generate", "rocket", "--backend", "latent", "--guidance-cutoff", "2", "--out", str(tmp_path))
+    assert refused.returncode == 2 and "guidance_cutoff" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_bad_input_exits_with_a_message_and_no_traceback(tmp_path):

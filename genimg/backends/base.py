@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genimg.concepts import ConceptIndex, ConceptMatch
 from genimg.errors import InvalidRequest
 from genimg.limits import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
@@ -79,18 +80,29 @@ class BaseGenerator:
         # Schedulers and compiled graphs keep per-run state: one generation at a time per generator.
         self.lock = threading.Lock()
         self.notes: list[str] = []
+        self.concepts: ConceptIndex | None = None  # set by backends that draw the embedded emoji world
 
     def _text_encoder(self) -> TextEncoder:
         return TextEncoder(device=self.device, dtype=self.dtype)
 
+    def _concept_index(self) -> ConceptIndex | None:
+        """For the embedded emoji models: the index that maps prompts onto known emoji, unless turned off."""
+        return None if self.options.match_concepts is False else ConceptIndex.load()
+
     def encode(self, prompts: list[str], batch_size: int, timer: StageTimer) -> TextEmbeddings:
-        """One prompt is encoded once and repeated for the batch; several prompts are one each."""
+        """One prompt is encoded once and repeated for the batch; several prompts are one each. With a concept index,
+        each prompt is replaced by the name of the emoji it matches before it conditions the model."""
         with timer.stage("text_encode"):
             text = self.text.encode(prompts)
+            if self.concepts is not None:
+                matches = self.concepts.match(prompts, text.pooled)
+                typed = text
+                text = self.text.encode([match.concept for match in matches])
+                text.truncated, text.matches = typed.truncated, matches
         if len(prompts) == batch_size:
             return text
         return TextEmbeddings(text.tokens.expand(batch_size, -1, -1), text.pooled.expand(batch_size, -1),
-                              text.truncated * batch_size)
+                              text.truncated * batch_size, text.matches and text.matches * batch_size)
 
     def with_defaults(self, request: Request) -> Request:
         if request.steps is not None and request.steps > self.max_steps():
@@ -111,8 +123,8 @@ class BaseGenerator:
         deadline = Deadline(timeout_s)
         request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
         check_pixel_budget(request.batch_size, self.image_size)
-        images, truncated, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
-        return Generation(images, timings, peak_memory, self.info(request, truncated[0]))
+        images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
+        return Generation(images, timings, peak_memory, self.info(request, text.truncated[0], text.match(0)))
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
                        guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
@@ -129,11 +141,12 @@ class BaseGenerator:
                      for r in requests]
             return [Generation(result.images, result.timings, result.peak_memory, {**result.info, "batched_with": 1})
                     for result in alone]
-        images, truncated, timings, peak_memory = self._run([r.prompt for r in requests], batch, on_step, deadline)
+        images, text, timings, peak_memory = self._run([r.prompt for r in requests], batch, on_step, deadline)
         return [Generation([image], timings, peak_memory,
-                           {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed), was_truncated),
+                           {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed), text.truncated[i],
+                                        text.match(i)),
                             "batched_with": len(requests)})
-                for r, image, was_truncated in zip(requests, images, truncated)]
+                for i, (r, image) in enumerate(zip(requests, images))]
 
     def batches_exactly(self, steps: int | None) -> bool:
         """Whether a batch of separate requests gives each one its lone images. Not where the sampler draws fresh
@@ -155,14 +168,16 @@ class BaseGenerator:
                 check_finite(images)
                 with timer.stage("to_pil"):
                     pil_images = to_pil(images)
-                return pil_images, text.truncated, timer.finish(), peak_memory_bytes(self.device)
+                return pil_images, text, timer.finish(), peak_memory_bytes(self.device)
 
         return call_freeing_memory_on_oom(run, request.batch_size)
 
-    def info(self, request: Request, truncated: bool) -> dict:
+    def info(self, request: Request, truncated: bool, match: ConceptMatch | None = None) -> dict:
         info = {"backend": self.name, "steps": request.steps, "guidance": request.guidance,
                 "prompt": request.prompt, "seed": int(request.seed), "precision": self.options.precision,
                 "device": self.device, "notes": list(self.notes)}
+        if match is not None:
+            info["drawn_as"] = match.as_info()
         if truncated:
             info["notes"].append(TRUNCATED_NOTE)
         return info

@@ -15,6 +15,7 @@ class GanGenerator(BaseGenerator):
     def __init__(self, options: SpeedOptions, model: str | Path | None = None):
         super().__init__(options)
         self.text = self._text_encoder()
+        self.concepts = self._concept_index()
         note_inapplicable(self.options, self.notes, "GAN")
         model = TextConditionalGenerator.from_pretrained(model or ASSETS / "gan", torch_dtype=self.dtype)
         self.model = prepare_module(model.to(self.device).eval(), self.options, self.notes, name="GAN generator")

@@ -15,6 +15,7 @@ class VaeGenerator(BaseGenerator):
     def __init__(self, options: SpeedOptions, model: str | Path | None = None):
         super().__init__(options)
         self.text = self._text_encoder()
+        self.concepts = self._concept_index()
         note_inapplicable(self.options, self.notes, "VAE")
         vae = TextConditionalVAE.from_pretrained(model or ASSETS / "vae", torch_dtype=self.dtype)
         self.z_dim = vae.config.z_dim

@@ -12,6 +12,7 @@ TRAINERS = {
     "unet": ("genimg.train.latent", "train_unet", "assets/models/latent", 256, 3e-4),
     "tiny-decoder": ("genimg.train.latent", "train_tiny_decoder", "assets/models/latent", 256, 1e-3),
     "distill": ("genimg.train.distill", "train", "assets/models/latent-lcm", 256, 5e-5),
+    "concepts": ("genimg.train.concepts", "build", "assets/models/concepts", 0, 0.0),
 }
 LATENT_STAGES = ("autoencoder", "unet", "tiny-decoder")
 

@@ -47,9 +47,13 @@ def _with_article(name: str) -> str:
     return ("an " if name[0] in "aeiou" else "a ") + name
 
 
+def phrasings(name: str) -> list:
+    """The fixed phrasings around a name; the first ("a pizza") is how users start most prompts."""
+    return [_with_article(name), f"{name} emoji", f"an emoji of {_with_article(name)}", f"a picture of {name}"]
+
+
 def captions_for(name: str, aliases: list) -> list:
-    phrasings = [_with_article(name), f"{name} emoji", f"an emoji of {_with_article(name)}", f"a picture of {name}"]
-    return list(dict.fromkeys([name, *aliases, *phrasings]))
+    return list(dict.fromkeys([name, *aliases, *phrasings(name)]))
 
 
 def _render(font, char: str) -> Image.Image | None:

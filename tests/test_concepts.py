@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+import genimg
+from genimg.concepts import ConceptIndex
+from genimg.errors import ModelLoadError
+from genimg.text import TextEncoder
+
+
+def unit_rows(count: int, dim: int = 384, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(count, dim, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def test_the_nearest_caption_names_the_concept_and_survives_int8_storage(tmp_path):
+    embeddings = unit_rows(6)
+    index = ConceptIndex(["cat", "dog", "sun"], ["cat", "a kitty", "dog", "a puppy", "sun", "a sunny day"],
+                         torch.tensor([0, 0, 1, 1, 2, 2]), embeddings)
+    index.save(tmp_path)
+    loaded = ConceptIndex.load(tmp_path)
+    queries = torch.nn.functional.normalize(embeddings[[3, 1, 5]] + 0.1 * unit_rows(3, seed=1), dim=-1)
+    matches = loaded.match(["puppy!", "kitty?", "sunny"], queries)
+    assert [m.concept for m in matches] == ["dog", "cat", "sun"]
+    assert [m.caption for m in matches] == ["a puppy", "a kitty", "a sunny day"]
+    assert all(0.5 < m.similarity <= 1.0 for m in matches)
+    assert (tmp_path / "embeddings.safetensors").stat().st_size < 6 * 384 + 1024  # int8: one byte a value
+
+
+def test_a_missing_or_broken_index_is_a_clear_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="match_concepts=False"):
+        ConceptIndex.load(tmp_path)
+    (tmp_path / "concepts.json").write_text("{not json")
+    (tmp_path / "embeddings.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="train concepts"):
+        ConceptIndex.load(tmp_path)
+
+
+def test_the_shipped_index_maps_paraphrases_to_emoji_and_names_to_themselves():
+    index, encoder = ConceptIndex.load(), TextEncoder()
+    prompts = ["a slice of pizza", "a yellow banana", "the flag of Japan", "rocket", "red heart", "grinning face"]
+    matches = index.match(prompts, encoder.encode(prompts).pooled)
+    assert [m.concept for m in matches] == ["pizza", "banana", "Japan", "rocket", "red heart", "grinning face"]
+    assert matches[3].similarity == pytest.approx(1.0, abs=0.02)  # a name is one of its own captions
+    assert len(index.names) > 3000 and len(index.captions) > len(index.names)
+
+
+def test_a_generator_draws_the_matched_emoji_and_says_so():
+    matching, plain = genimg.load("gan", device="cpu"), genimg.load("gan", device="cpu", match_concepts=False)
+    result = matching.generate("a slice of pizza", seed=3)
+    assert result.info["prompt"] == "a slice of pizza"
+    assert result.info["drawn_as"]["concept"] == "pizza"
+    assert result.info["drawn_as"]["matched_caption"] == "a pizza"
+    drawn = np.asarray(result.images[0])
+    assert np.array_equal(drawn, np.asarray(plain.generate("pizza", seed=3).images[0]))
+    unmatched = plain.generate("a slice of pizza", seed=3)
+    assert "drawn_as" not in unmatched.info
+    assert not np.array_equal(drawn, np.asarray(unmatched.images[0]))
+
+
+def test_a_batch_of_requests_is_matched_one_by_one():
+    generator = genimg.load("vae", device="cpu")
+    results = generator.generate_batch(["a yellow banana", "a glazed donut"], [1, 2])
+    assert [r.info["drawn_as"]["concept"] for r in results] == ["banana", "doughnut"]
+    assert generator.generate("a yellow banana", batch_size=2).info["drawn_as"]["concept"] == "banana"
