@@ -26,6 +26,8 @@ def note_inapplicable(options: SpeedOptions, notes: list[str], backend: str) -> 
         add_note(notes, f"scheduler: the {backend} backend draws in one pass and has no sampler; ignored.")
     if options.tiny_decoder:
         add_note(notes, f"tiny decoder: only the latent backends decode latents; ignored by the {backend} backend.")
+    if options.guidance_cutoff is not None:
+        add_note(notes, f"guidance cutoff: the {backend} backend has no guidance pass to cut; ignored.")
 
 
 def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str],

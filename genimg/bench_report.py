@@ -31,11 +31,17 @@ def _fastest(rows: list[dict], keep) -> dict | None:
     return min(candidates, key=lambda row: row["latency_ms"]["median"]) if candidates else None
 
 
-def headline_rows(rows: list[dict]) -> tuple[dict | None, dict | None]:
-    """(fastest same-weights, same-steps latent row at batch 1; fastest latent row of any kind)."""
+def full_guidance(row: dict) -> bool:
+    return row["config"].get("guidance_cutoff") is None
+
+
+def headline_rows(rows: list[dict]) -> tuple[dict | None, dict | None, dict | None]:
+    """(fastest same-weights, same-steps latent row at batch 1; the same among rows that guide every step; fastest
+    latent row of any kind)."""
     same = _fastest(rows, lambda r: r.get("same_steps_and_weights") and r["batch_size"] == 1)
+    strict = _fastest(rows, lambda r: r.get("same_steps_and_weights") and r["batch_size"] == 1 and full_guidance(r))
     fastest = _fastest(rows, lambda r: r["backend"] in ("latent", "latent-lcm"))
-    return same, fastest
+    return same, strict, fastest
 
 
 def teacher_row(rows: list[dict]) -> dict | None:
@@ -50,7 +56,7 @@ def teacher_row(rows: list[dict]) -> dict | None:
 def check_targets(rows: list[dict], floors: list[dict]) -> dict:
     """The issue's targets, each with the row that reaches (or misses) it."""
     targets = {}
-    same, fastest = headline_rows(rows)
+    same, strict, _ = headline_rows(rows)
     by_batch = {}
     for row in rows:
         if row.get("same_steps_and_weights"):
@@ -59,7 +65,12 @@ def check_targets(rows: list[dict], floors: list[dict]) -> dict:
                 by_batch[row["batch_size"]] = {"value": row["speedup_vs_stock"], "row": row["label"]}
     if same:
         targets["speedup_vs_stock"] = {"target": 5.0, "value": same["speedup_vs_stock"], "row": same["label"],
-                                       "hit": same["speedup_vs_stock"] >= 5.0, "by_batch_size": by_batch}
+                                       "score": same["score"], "hit": same["speedup_vs_stock"] >= 5.0,
+                                       "by_batch_size": by_batch}
+    if strict and strict is not same:
+        targets["speedup_vs_stock_full_guidance"] = {"target": 5.0, "value": strict["speedup_vs_stock"],
+                                                     "row": strict["label"], "score": strict["score"],
+                                                     "hit": strict["speedup_vs_stock"] >= 5.0}
     floor = next((f for f in floors if same and f["label"] == same["label"]), None)
     if floor:
         targets["floor_ratio"] = {"target": 1.2, "value": floor["ratio"], "row": floor["label"],
@@ -173,7 +184,11 @@ def target_lines(targets: dict) -> list[str]:
         t = targets["speedup_vs_stock"]
         by_batch = ", ".join(f"batch {bs}: {v['value']:.2f}x ({v['row']})" for bs, v in t["by_batch_size"].items())
         lines.append(f"- genimg latent >= 5x stock diffusers, same weights and steps: **{t['value']:.2f}x** at batch 1 "
-                     f"({t['row']}), {mark(t)}. By batch size: {by_batch}.")
+                     f"({t['row']}, score {t['score']:.1f}), {mark(t)}. By batch size: {by_batch}.")
+    if "speedup_vs_stock_full_guidance" in targets:
+        t = targets["speedup_vs_stock_full_guidance"]
+        lines.append(f"- the same with classifier-free guidance on every step, as stock diffusers runs it: "
+                     f"**{t['value']:.2f}x** ({t['row']}, score {t['score']:.1f}), {mark(t)}.")
     if "floor_ratio" in targets:
         t = targets["floor_ratio"]
         lines.append(f"- within 1.2x of the compute floor: **{t['value']:.2f}x** ({t['row']}), {mark(t)}.")

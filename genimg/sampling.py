@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler,
@@ -27,23 +28,34 @@ def make_scheduler(name: str, config) -> SchedulerMixin:
     return cls.from_config({k: v for k, v in dict(config).items() if k in accepted}, **overrides)
 
 
+def guided_step_count(steps: int, guidance_cutoff: float | None) -> int:
+    """How many leading steps get classifier-free guidance: all of them, or ceil(cutoff x steps)."""
+    return steps if guidance_cutoff is None else math.ceil(guidance_cutoff * steps)
+
+
 @torch.inference_mode()
 def denoise(unet, scheduler: SchedulerMixin, noise: torch.Tensor, context: torch.Tensor, steps: int,
             guidance: float = 1.0, empty_context: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, on_step=None) -> torch.Tensor:
-    """Runs ``steps`` scheduler steps from ``noise`` with classifier-free guidance when ``guidance > 1``."""
-    guided = guidance > 1.0 and empty_context is not None
-    if guided:
-        context = torch.cat([empty_context.expand_as(context), context])
+            generator: torch.Generator | None = None, on_step=None,
+            guidance_cutoff: float | None = None) -> torch.Tensor:
+    """Runs ``steps`` scheduler steps from ``noise`` with classifier-free guidance when ``guidance > 1``, on the
+    first ``guidance_cutoff`` fraction of the steps (all of them when None); the rest run the conditional pass alone."""
     scheduler.set_timesteps(steps, device=noise.device)
+    timesteps = scheduler.timesteps
+    guided_steps = guided_step_count(len(timesteps), guidance_cutoff)
+    if guidance <= 1.0 or empty_context is None:
+        guided_steps = 0
+    both_contexts = torch.cat([empty_context.expand_as(context), context]) if guided_steps else None
     latents = noise * scheduler.init_noise_sigma
-    for index, timestep in enumerate(scheduler.timesteps):
+    for index, timestep in enumerate(timesteps):
+        guided = index < guided_steps
         model_input = scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, timestep)
-        prediction = unet(model_input, timestep, encoder_hidden_states=context, return_dict=False)[0]
+        prediction = unet(model_input, timestep, encoder_hidden_states=both_contexts if guided else context,
+                          return_dict=False)[0]
         if guided:
             unconditional, conditional = prediction.chunk(2)
             prediction = unconditional + guidance * (conditional - unconditional)
         latents = scheduler.step(prediction, timestep, latents, generator=generator, return_dict=False)[0]
         if on_step is not None:
-            on_step(index + 1, len(scheduler.timesteps))
+            on_step(index + 1, len(timesteps))
     return latents

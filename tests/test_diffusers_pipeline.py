@@ -38,6 +38,9 @@ def test_any_pipeline_folder_loads_and_reports_stage_timings(tiny_pipeline_folde
     assert result.timings["text_encode"] > 0 and result.timings["denoise"] > 0 and result.timings["decode"] > 0
     again = generator.generate("a cat", steps=2, batch_size=2, seed=1)
     assert np.array_equal(np.asarray(result.images[1]), np.asarray(again.images[1]))
+    assert "drawn_as" not in result.info  # concept matching is for the embedded emoji models only
+    matching = genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder), match_concepts=True)
+    assert any("concept matching" in note for note in matching.generate("a cat", steps=1).info["notes"])
 
 
 @pytest.mark.slow
@@ -59,3 +62,21 @@ def test_a_model_that_is_neither_folder_nor_hub_id_is_refused(tmp_path):
 def test_hub_ids_fail_with_a_clear_message_when_offline():
     with pytest.raises(genimg.ModelLoadError, match="network"):
         genimg.load("latent", device="cpu", model="genimg-test/does-not-exist")
+
+
+@pytest.mark.slow
+def test_a_guidance_cutoff_on_a_pipeline_matches_the_embedded_sampler():
+    """diffusers' dynamic-CFG callback on the stock pipeline gives genimg's own cutoff images, pixel for pixel."""
+    from genimg.backends.diffusers_pipeline import DiffusersGenerator
+    from genimg.options import SpeedOptions
+
+    def pipeline(**options):
+        return DiffusersGenerator(SpeedOptions(device="cpu", **options), str(ASSETS / "latent"),
+                                  text_encoder=load_text_model(), tokenizer=load_tokenizer())
+
+    embedded = genimg.load("latent", device="cpu", match_concepts=False, guidance_cutoff=0.5)
+    ours = np.asarray(embedded.generate("a red apple", steps=4, seed=1).images[0], dtype=int)
+    theirs = pipeline(guidance_cutoff=0.5).generate("a red apple", steps=4, seed=1, guidance=5.0)
+    full = pipeline().generate("a red apple", steps=4, seed=1, guidance=5.0)
+    assert np.abs(np.asarray(theirs.images[0], dtype=int) - ours).max() == 0
+    assert np.abs(np.asarray(full.images[0], dtype=int) - ours).max() > 0

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import torch
 
+from genimg.accel import add_note
 from genimg.backends.base import BaseGenerator, single_image_requests, to_pil
 from genimg.errors import ModelLoadError
 from genimg.limits import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
 from genimg.options import Request, SpeedOptions
+from genimg.sampling import guided_step_count
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory, synchronize
 
 
@@ -84,7 +86,7 @@ class DiffusersGenerator(BaseGenerator):
         """Fused QKV, channels_last, torch.compile / CUDA graphs on the denoiser and the VAE decoder, as asked."""
         import dataclasses
 
-        from genimg.accel import add_note, fuse_qkv, prepare_module
+        from genimg.accel import fuse_qkv, prepare_module
 
         for name in ("unet", "transformer"):
             module = getattr(self.pipeline, name, None)
@@ -99,6 +101,9 @@ class DiffusersGenerator(BaseGenerator):
                                          name="VAE decoder")
         if self.options.tiny_decoder:
             add_note(self.notes, "tiny decoder: genimg has none for model= pipelines; the pipeline's VAE decodes.")
+        if self.options.match_concepts:
+            add_note(self.notes, "concept matching: only for the embedded emoji models; prompts reach the pipeline as "
+                                 "typed.")
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
@@ -125,12 +130,21 @@ class DiffusersGenerator(BaseGenerator):
 
     def _run(self, prompt, request: Request, generator, on_step, deadline):
         on_step = deadline.wrap(on_step)
+        cutoff_inputs = self._cutoff_tensor_inputs()
+        guided_steps = guided_step_count(request.steps, self.options.guidance_cutoff)
         callback = None
-        if on_step is not None:
+        if on_step is not None or cutoff_inputs:
             def callback(pipe, index, timestep, kwargs):
-                on_step(index + 1, pipe.num_timesteps)
+                if cutoff_inputs and index + 1 == guided_steps and pipe.do_classifier_free_guidance:
+                    # diffusers' dynamic-CFG recipe: keep the conditional half of every doubled input, guidance off.
+                    kwargs.update({name: kwargs[name].chunk(2)[-1] for name in cutoff_inputs})
+                    pipe._guidance_scale = 0.0
+                if on_step is not None:
+                    on_step(index + 1, pipe.num_timesteps)
                 return kwargs
         extra = {} if request.guidance is None else {"guidance_scale": request.guidance}
+        if cutoff_inputs:
+            extra["callback_on_step_end_tensor_inputs"] = cutoff_inputs
         # A list of prompts already holds one image each; one prompt is repeated batch_size times.
         per_prompt = 1 if isinstance(prompt, list) else request.batch_size
 
@@ -156,6 +170,18 @@ class DiffusersGenerator(BaseGenerator):
                 return pil_images, timings, peak_memory_bytes(self.device)
 
         return call_freeing_memory_on_oom(run, request.batch_size)
+
+    def _cutoff_tensor_inputs(self) -> list[str]:
+        """The doubled (unconditional + conditional) tensors a guidance cutoff halves; [] when no cutoff is asked for
+        or the pipeline does not hand them to its step callback (then the cutoff is noted and ignored)."""
+        if self.options.guidance_cutoff is None:
+            return []
+        offered = getattr(self.pipeline, "_callback_tensor_inputs", [])
+        if "prompt_embeds" not in offered:
+            add_note(self.notes, f"guidance cutoff: {type(self.pipeline).__name__} does not pass prompt_embeds to "
+                                 "its step callback; ignored.")
+            return []
+        return [name for name in ("prompt_embeds", "add_text_embeds", "add_time_ids") if name in offered]
 
     @property
     def scheduler(self):

@@ -12,8 +12,8 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from diffusers import DDPMScheduler
 
-from genimg.accel import prepare_module
-from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise
+from genimg.accel import add_note, prepare_module
+from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise, step_generators
 from genimg.options import SpeedOptions
 from genimg.sampling import denoise, make_scheduler
 
@@ -26,11 +26,13 @@ class LatentGenerator(BaseGenerator):
     name = "latent"
     default_steps = 20
     default_guidance = 5.0
+    step_noise_per_image = True
 
     def __init__(self, options: SpeedOptions, folder: Path = EMBEDDED, unet_folder: Path | None = None,
                  default_scheduler: str = "dpm++"):
         super().__init__(options)
         self.text = self._text_encoder()
+        self.concepts = self._concept_index()
         unet_folder = unet_folder or folder
         self.scheduler_name = self.options.scheduler or default_scheduler
         self.scheduler_config = DDPMScheduler.load_config(unet_folder / "scheduler")
@@ -55,11 +57,11 @@ class LatentGenerator(BaseGenerator):
     def _generate(self, request, text, timer, on_step):
         scheduler = self.scheduler
         noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
-        # Schedulers that add noise while sampling (LCM) draw it from this seeded generator.
-        generator = torch.Generator(self.device).manual_seed(request.seed)
+        # Schedulers that add noise while sampling (LCM) draw it from these: one per image for a batch of requests.
+        generator = step_generators(request.seed, self.device)
         with timer.stage("denoise"):
             latents = denoise(self.unet, scheduler, noise, text.tokens, request.steps, request.guidance,
-                              self.empty_context, generator, on_step)
+                              self.empty_context, generator, on_step, self.options.guidance_cutoff)
         with timer.stage("decode"):
             images = self.decode_fn(latents / self.latent_scale)
         return images
@@ -93,6 +95,8 @@ class DistilledLatentGenerator(LatentGenerator):
 
     def __init__(self, options: SpeedOptions):
         super().__init__(options, EMBEDDED, unet_folder=DISTILLED, default_scheduler="lcm")
+        if self.options.guidance_cutoff is not None:
+            add_note(self.notes, "guidance cutoff: the distilled model runs no unconditional pass to cut; ignored.")
 
 
 def load_distilled(options: SpeedOptions, model=None):
