@@ -5,6 +5,9 @@ Prompt match is measured as retrieval of the intended emoji among every emoji in
 ``pixels`` ranks all dataset images by L2 distance to the generated image (64x64 RGB). A prompt scores a top-k hit
 when its intended emoji ranks within the first k. Prompts come in two sets: ``names`` (dataset names drawn with a
 fixed seed, each generated from its plain name) and ``paraphrases`` (what a user would type, see PARAPHRASES).
+Every config runs with concept matching off (the model alone); the paraphrases run again with it on
+(``paraphrases_matched``: each prompt drawn as the emoji whose caption is nearest, see ``genimg.concepts``), and
+``names_kept_by_matching`` says how many names matching leaves as they are (for those, the names scores hold with it on).
 The ``oracle`` row scores the real dataset images the same way: the ceiling the metrics allow.
 """
 from __future__ import annotations
@@ -43,7 +46,9 @@ CONFIGS = (
     EvalConfig("gan", "gan"),
     EvalConfig("vae", "vae"),
     EvalConfig("latent", "latent", 20),
+    EvalConfig("latent-tiny", "latent", 20, tiny_decoder=True),
     EvalConfig("latent-lcm-1", "latent-lcm", 1),
+    EvalConfig("latent-lcm-1-tiny", "latent-lcm", 1, tiny_decoder=True),
     EvalConfig("latent-lcm-2", "latent-lcm", 2),
     EvalConfig("latent-lcm-4", "latent-lcm", 4),
     EvalConfig("latent-lcm-4-tiny", "latent-lcm", 4, tiny_decoder=True),
@@ -190,7 +195,7 @@ def generate_for_prompts(generator, prompts: list, steps: int | None, seed: int)
                                   guidance=generator.default_guidance)
     with generator.lock, torch.inference_mode():
         timer = StageTimer(generator.device)
-        text = generator.text.encode(prompts)
+        text = generator.encode(prompts, len(prompts), timer)
         images = generator._generate(request, text, timer, None)
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
@@ -201,6 +206,13 @@ def generate_set(generator, prompt_set: PromptSet, steps: int | None, seed: int,
     images = [generate_for_prompts(generator, prompt_set.prompts[start:start + batch_size], steps, seed + start)
               for start in tqdm(batches, desc=f"{label} {prompt_set.name}", leave=False, unit="batch")]
     return np.concatenate(images)
+
+
+def names_kept(generator, prompt_set: PromptSet) -> float:
+    """The fraction of name prompts that concept matching draws as the very emoji they name."""
+    with torch.inference_mode():
+        text = generator.encode(prompt_set.prompts, len(prompt_set.prompts), StageTimer(generator.device))
+    return float(np.mean([match.concept == prompt for match, prompt in zip(text.matches, prompt_set.prompts)]))
 
 
 def median_latency_ms(generator, steps: int | None, batch_size: int = 8, runs: int = 3,
@@ -239,7 +251,11 @@ def check_targets(rows: list) -> list:
     """Pass/miss of each issue-3 top-5 target, for both metrics, for the configs that were evaluated."""
     checks = []
     for row in rows:
-        for set_name, threshold in TARGETS.get(row["config"], {}).items():
+        targets = TARGETS.get(row.get("backend"), {})
+        for set_name in ("names", "paraphrases", "paraphrases_matched"):
+            threshold = targets.get(set_name.removesuffix("_matched"))
+            if threshold is None:
+                continue
             for metric in METRICS:
                 value = row.get(set_name, {}).get(f"{metric}_top5")
                 if value is not None:
@@ -278,19 +294,23 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
         config_start = time.perf_counter()
         try:
             generator = genimg.load(config.backend, device=device, precision=precision,
-                                    tiny_decoder=config.tiny_decoder)
+                                    tiny_decoder=config.tiny_decoder, match_concepts=False)
         except (GenimgError, OSError) as error:  # one unloadable model should not cost the other rows
             rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
                          "latency_ms_per_image": None, "error": f"{type(error).__name__}: {error}"})
             continue
         row = {"config": config.label, "backend": config.backend, "steps": config.steps or generator.default_steps,
                "guidance": generator.default_guidance, "tiny_decoder": config.tiny_decoder}
-        for prompt_set in prompt_sets:
-            images = generate_set(generator, prompt_set, config.steps, seed, batch_size, config.label)
+        matched = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder,
+                              match_concepts=True)
+        runs = [(generator, prompt_set, prompt_set.name) for prompt_set in prompt_sets]
+        runs.append((matched, prompt_sets[1], "paraphrases_matched"))
+        for model, prompt_set, key in runs:
+            images = generate_set(model, prompt_set, config.steps, seed, batch_size, config.label)
             if on_images is not None:
-                on_images(config.label, prompt_set.name, images)
-            row[prompt_set.name], details.setdefault(config.label, {})[prompt_set.name] = score_set(
-                index, images, prompt_set)
+                on_images(config.label, key, images)
+            row[key], details.setdefault(config.label, {})[key] = score_set(index, images, prompt_set)
+        row["names_kept_by_matching"] = names_kept(matched, prompt_sets[0])
         row["latency_ms_per_image"] = median_latency_ms(generator, config.steps, latency_batch_size, latency_runs)
         row["seconds"] = time.perf_counter() - config_start
         rows.append(row)
@@ -315,6 +335,10 @@ def _pair(summary: dict | None, metric: str) -> str:
     return f"{100 * summary[f'{metric}_top1']:.1f} / {100 * summary[f'{metric}_top5']:.1f}"
 
 
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
 def to_markdown(report: dict) -> str:
     """The results table and the target checks, as markdown."""
     sets = report["prompt_sets"]
@@ -323,15 +347,19 @@ def to_markdown(report: dict) -> str:
              f"by L2 distance. {sets.get('names', 0)} dataset names, {sets.get('paraphrases', 0)} paraphrases. "
              f"Latency: median ms per image at batch {report['settings']['latency_batch_size']} on "
              f"{report['settings']['device']} ({report['settings']['precision']}).", "",
-             "| config | steps | ms / image | names: judge | names: pixels | paraphrases: judge | paraphrases: pixels |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "Paraphrases matched: the same paraphrases with concept matching on (each drawn as the emoji whose caption is "
+             "nearest to it); matching leaves the names as they are where `kept` says 100%.", "",
+             "| config | steps | ms / image | names: judge | names: pixels | paraphrases: judge | paraphrases: pixels "
+             "| paraphrases matched: judge | paraphrases matched: pixels | kept |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in report["rows"]:
         if "error" in row:
-            lines.append(f"| {row['config']} | not evaluated: {row['error']} |||||")
+            lines.append(f"| {row['config']} | not evaluated: {row['error']} ||||||||")
             continue
         latency = "–" if row["latency_ms_per_image"] is None else f"{row['latency_ms_per_image']:.1f}"
         lines.append(f"| {row['config']} | {row['steps'] or '–'} | {latency} | "
-                     + " | ".join(_pair(row.get(s), m) for s in ("names", "paraphrases") for m in METRICS) + " |")
+                     + " | ".join(_pair(row.get(s), m) for s in ("names", "paraphrases", "paraphrases_matched")
+                                  for m in METRICS) + f" | {_percent(row.get('names_kept_by_matching'))} |")
     if report["targets"]:
         lines += ["", "Issue 3 targets (top-5):", "", "| config | prompt set | target | metric | value | result |",
                   "|---|---|---:|---|---:|---|"]

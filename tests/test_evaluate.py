@@ -50,7 +50,7 @@ def test_name_draw_is_fixed_and_a_smaller_limit_is_a_prefix():
 
 def test_configs_are_selected_by_label_or_backend():
     assert [c.label for c in select_configs(["latent-lcm"])] == [
-        "latent-lcm-1", "latent-lcm-2", "latent-lcm-4", "latent-lcm-4-tiny"]
+        "latent-lcm-1", "latent-lcm-1-tiny", "latent-lcm-2", "latent-lcm-4", "latent-lcm-4-tiny"]
     assert [c.label for c in select_configs(["gan", "latent-lcm-2"])] == ["gan", "latent-lcm-2"]
     assert select_configs(None) == list(CONFIGS)
     with pytest.raises(InvalidRequest, match="Unknown backend"):
@@ -103,11 +103,14 @@ def test_evaluate_cli_writes_the_report(emoji, tmp_path, capsys):
     assert report["prompt_sets"] == {"names": 2, "paraphrases": len(PARAPHRASES)}
     assert [row["config"] for row in report["rows"]] == ["oracle", "gan"]
     gan = report["rows"][1]
-    for prompt_set in ("names", "paraphrases"):
+    for prompt_set in ("names", "paraphrases", "paraphrases_matched"):
         assert set(gan[prompt_set]) == {"judge_top1", "judge_top5", "pixels_top1", "pixels_top5"}
         assert all(0.0 <= value <= 1.0 for value in gan[prompt_set].values())
+    assert gan["names_kept_by_matching"] == 1.0  # a name is its own nearest caption
     assert gan["latency_ms_per_image"] > 0
     assert {(c["prompt_set"], c["metric"]) for c in report["targets"]} == {
-        (s, m) for s in ("names", "paraphrases") for m in ("judge_top5", "pixels_top5")}
+        (s, m) for s in ("names", "paraphrases", "paraphrases_matched") for m in ("judge_top5", "pixels_top5")}
+    matched = report["per_prompt"]["gan"]["paraphrases_matched"]
+    assert [entry["prompt"] for entry in matched] == list(PARAPHRASES)
     assert len(report["per_prompt"]["gan"]["names"]) == 2
     assert (tmp_path / "eval.md").read_text().startswith("Top-1 / top-5")
