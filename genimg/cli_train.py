@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--teacher", default="assets/models/latent", help="distill: the teacher pipeline folder")
-    parser.add_argument("--init-from", help="unet: start from this pipeline folder's weights (fine-tuning)")
+    parser.add_argument("--init-from", help="fine-tuning: unet starts from this pipeline folder's weights, gan from "
+                                            "this generator folder's")
     parser.set_defaults(handler=main)
 
 

@@ -50,3 +50,16 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     resumed = run("gan", config(tmp_path / "gan", steps=4, resume=True))
     assert first["steps"] == 2 and resumed["steps"] == 4
     assert json.loads(progress.read_text())["step"] == 4
+
+
+@pytest.mark.slow
+def test_gan_fine_tuning_starts_from_the_given_generator(tmp_path):
+    run("gan", config(tmp_path / "gan", steps=2))
+    start = TextConditionalGenerator.from_pretrained(tmp_path / "gan", torch_dtype=torch.float32)
+    # One step with a tiny learning rate: the shipped EMA generator stays next to where it started.
+    run("gan", config(tmp_path / "tuned", steps=1, learning_rate=1e-6, init_from=str(tmp_path / "gan")))
+    tuned = TextConditionalGenerator.from_pretrained(tmp_path / "tuned", torch_dtype=torch.float32)
+    fresh = TextConditionalGenerator()
+    distance = lambda a, b: sum((x - y).abs().sum() for x, y in zip(a.parameters(), b.parameters()))
+    assert distance(tuned, start) < 0.01 * distance(fresh, start)
+    assert "EMA" in (tmp_path / "tuned" / "README.md").read_text()
