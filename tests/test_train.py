@@ -33,6 +33,12 @@ def test_latent_stages_and_distillation_write_pipeline_folders(tmp_path):
     folder = tmp_path / "latent"
     for stage in ("autoencoder", "unet", "tiny-decoder"):
         run(stage, config(folder))
+    before = AutoencoderKL.from_pretrained(folder / "vae")
+    run("kl-decoder", config(folder, learning_rate=1e-2))
+    tuned = AutoencoderKL.from_pretrained(folder / "vae")
+    assert all(torch.equal(value, tuned.encoder.state_dict()[name]) for name, value in before.encoder.state_dict().items())
+    assert not torch.equal(before.decoder.conv_out.weight, tuned.decoder.conv_out.weight)
+    assert "decoder fine-tuned" in (folder / "vae" / "README.md").read_text()
     assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "StableDiffusionPipeline"
     assert AutoencoderKL.from_pretrained(folder / "vae").config.scaling_factor > 0
     UNet2DConditionModel.from_pretrained(folder / "unet")

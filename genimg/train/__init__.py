@@ -11,6 +11,7 @@ TRAINERS = {
     "autoencoder": ("genimg.train.latent", "train_autoencoder", "assets/models/latent", 128, 5e-4),
     "unet": ("genimg.train.latent", "train_unet", "assets/models/latent", 256, 3e-4),
     "tiny-decoder": ("genimg.train.latent", "train_tiny_decoder", "assets/models/latent", 256, 1e-3),
+    "kl-decoder": ("genimg.train.latent", "train_kl_decoder", "assets/models/latent", 64, 1e-4),
     "distill": ("genimg.train.distill", "train", "assets/models/latent-lcm", 256, 5e-5),
     "concepts": ("genimg.train.concepts", "build", "assets/models/concepts", 0, 0.0),
 }

@@ -146,6 +146,39 @@ def save_pipeline(folder: Path, unet, vae, training_scheduler) -> None:
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
+def train_kl_decoder(config: TrainConfig) -> dict:
+    """Fine-tune the KL autoencoder's decoder (and post-quant conv) alone: the encoder, hence the latents the UNet
+    learned, stay exactly as they are. The autoencoder's joint run was short; its decoder is the blurrier of the two."""
+    accelerator = make_accelerator(config)
+    dataset, images, _ = load_training_data(config, accelerator.device)
+    folder = Path(config.out_dir)
+    dataset_latents = DatasetLatents(folder, images)
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=config.learning_rate)
+    vae, optimizer = accelerator.prepare(vae, optimizer)
+    rng = torch.Generator().manual_seed(config.seed)
+
+    def step(_: int) -> dict:
+        index = torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)
+        latents = dataset_latents.sample(index) / dataset_latents.scaling
+        with accelerator.autocast():
+            decoded = accelerator.unwrap_model(vae).decode(latents).sample.float()
+        loss = (decoded - images[index]).abs().mean() + F.mse_loss(decoded, images[index])
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        return {"decode": loss.item()}
+
+    summary = train_loop(accelerator, config, step, "kl_decoder")
+    if accelerator.is_main_process:
+        save_half(accelerator.unwrap_model(vae), folder / "vae")
+        write_card(folder / "vae", "genimg latent autoencoder (AutoencoderKL), decoder fine-tuned", summary,
+                   "Decoder and post-quant conv fine-tuned on the frozen encoder's posterior samples (L1 + MSE).")
+    return summary
+
+
 def train_tiny_decoder(config: TrainConfig) -> dict:
     accelerator = make_accelerator(config)
     dataset, images, _ = load_training_data(config, accelerator.device)
