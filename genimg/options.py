@@ -44,7 +44,7 @@ class SpeedOptions:
     scheduler: str | None = None
     compile: bool = False
     channels_last: bool = False
-    tiny_decoder: bool = False
+    tiny_decoder: bool | str = False  # True: the embedded tiny decoder; a str: an AutoencoderTiny hub id or folder
     cuda_graphs: bool = False
     fuse_qkv: bool = False
     # Draw the known emoji nearest to the prompt (genimg.concepts). None: on for the embedded emoji models.
@@ -57,6 +57,10 @@ class SpeedOptions:
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
         if self.precision not in PRECISIONS:
             raise InvalidRequest(f"Unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        if not isinstance(self.tiny_decoder, bool) and not (isinstance(self.tiny_decoder, str)
+                                                            and self.tiny_decoder.strip()):
+            raise InvalidRequest(f"tiny_decoder is True/False or an AutoencoderTiny hub id or folder, "
+                                 f"got {self.tiny_decoder!r}.")
         cutoff = self.guidance_cutoff
         if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float))
                                    or not 0 < cutoff <= 1):

@@ -80,3 +80,23 @@ def test_a_guidance_cutoff_on_a_pipeline_matches_the_embedded_sampler():
     full = pipeline().generate("a red apple", steps=4, seed=1, guidance=5.0)
     assert np.abs(np.asarray(theirs.images[0], dtype=int) - ours).max() == 0
     assert np.abs(np.asarray(full.images[0], dtype=int) - ours).max() > 0
+
+
+@pytest.mark.slow
+def test_a_pipeline_decodes_with_the_autoencoder_tiny_it_is_given(tiny_pipeline_folder, tmp_path):
+    from diffusers import AutoencoderTiny
+
+    AutoencoderTiny(encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16),
+                    num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1), latent_channels=4).save_pretrained(tmp_path)
+    generator = genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder), tiny_decoder=str(tmp_path))
+    assert type(generator.pipeline.vae).__name__ == "AutoencoderTiny"
+    result = generator.generate("a cat", steps=1, batch_size=2)
+    assert [image.size for image in result.images] == [(32, 32)] * 2
+    assert any(str(tmp_path) in note for note in result.info["notes"])
+    unnamed = genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder), tiny_decoder=True)
+    assert type(unnamed.pipeline.vae).__name__ == "AutoencoderKL"
+    assert any("tiny_decoder='madebyollin/taesd'" in note for note in unnamed.notes)
+    with pytest.raises(genimg.ModelLoadError, match="neither a local folder"):
+        genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder), tiny_decoder="no such decoder")
+    with pytest.raises(genimg.InvalidRequest, match="tiny_decoder"):
+        genimg.load("latent", device="cpu", tiny_decoder="  ")

@@ -20,18 +20,38 @@ from genimg.sampling import guided_step_count
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory, synchronize
 
 
+def model_source(model: str) -> str:
+    """A local folder as a path, else a hub id of the form 'owner/name'; anything else is refused."""
+    local = Path(model).expanduser()
+    if local.exists():
+        return str(local)
+    if "/" not in model.strip("/") or model.startswith((".", "/", "~")):
+        raise ModelLoadError(f"{model!r} is neither a local folder nor a hub id of the form 'owner/name'.")
+    return model
+
+
 def load_pipeline(model: str, dtype: torch.dtype, **components):
     from diffusers import DiffusionPipeline
 
-    local = Path(model).expanduser()
-    source = str(local) if local.exists() else model
-    if not local.exists() and ("/" not in model.strip("/") or model.startswith((".", "/", "~"))):
-        raise ModelLoadError(f"{model!r} is neither a local folder nor a hub id of the form 'owner/name'.")
+    source = model_source(model)
     try:
         return DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **components)
     except Exception as error:  # diffusers raises many types (OSError, EnvironmentError, ValueError...)
         raise ModelLoadError(f"Could not load the diffusers pipeline {model!r} ({type(error).__name__}: {error}). "
                              "Hub ids need a network connection; a local folder needs model_index.json.") from error
+
+
+def load_tiny_decoder(model: str, dtype: torch.dtype):
+    """diffusers' AutoencoderTiny from a hub id (e.g. madebyollin/taesd for SD 1.x/2.x latents) or a folder."""
+    from diffusers import AutoencoderTiny
+
+    source = model_source(model)
+    try:
+        return AutoencoderTiny.from_pretrained(source, torch_dtype=dtype)
+    except Exception as error:  # noqa: BLE001 - as for pipelines: many error types mean "could not load"
+        raise ModelLoadError(f"Could not load the tiny decoder {model!r} ({type(error).__name__}: {error}). "
+                             "Hub ids need a network connection; a local folder needs an AutoencoderTiny's "
+                             "config.json and weights.") from error
 
 
 class _TextTimer:
@@ -78,6 +98,11 @@ class DiffusersGenerator(BaseGenerator):
             from genimg.sampling import make_scheduler
 
             self.pipeline.scheduler = make_scheduler(self.options.scheduler, self.pipeline.scheduler.config)
+        if isinstance(self.options.tiny_decoder, str):
+            # diffusers' own way to decode with TAESD: the tiny autoencoder takes the VAE's place in the pipeline.
+            self.pipeline.vae = load_tiny_decoder(self.options.tiny_decoder, self.dtype).to(self.device)
+            add_note(self.notes, f"tiny decoder: AutoencoderTiny from {self.options.tiny_decoder} decodes the "
+                                 "latents (its own weights, not the pipeline's VAE).")
         self.text_timer = _TextTimer(self.pipeline, self.device)
         self.image_size = pipeline_image_size(self.pipeline)
         self._apply_speed_options()
@@ -99,8 +124,9 @@ class DiffusersGenerator(BaseGenerator):
                 fuse_qkv(vae, self.notes, "VAE")
             vae.decoder = prepare_module(vae.decoder, dataclasses.replace(self.options, fuse_qkv=False), self.notes,
                                          name="VAE decoder")
-        if self.options.tiny_decoder:
-            add_note(self.notes, "tiny decoder: genimg has none for model= pipelines; the pipeline's VAE decodes.")
+        if self.options.tiny_decoder is True:
+            add_note(self.notes, "tiny decoder: name one for a model= pipeline (tiny_decoder='madebyollin/taesd' for "
+                                 "SD 1.x/2.x, or a local AutoencoderTiny folder); the pipeline's VAE decodes.")
         if self.options.match_concepts:
             add_note(self.notes, "concept matching: only for the embedded emoji models; prompts reach the pipeline as "
                                  "typed.")

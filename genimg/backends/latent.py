@@ -43,7 +43,12 @@ class LatentGenerator(BaseGenerator):
         self.unet = prepare_module(unet.to(self.device).eval(), self.options, self.notes, name="UNet")
         self.latent_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
         if self.options.tiny_decoder:
-            decoder = AutoencoderTiny.from_pretrained(TINY_DECODER, torch_dtype=self.dtype)
+            if isinstance(self.options.tiny_decoder, str):
+                from genimg.backends.diffusers_pipeline import load_tiny_decoder
+
+                decoder = load_tiny_decoder(self.options.tiny_decoder, self.dtype)
+            else:
+                decoder = AutoencoderTiny.from_pretrained(TINY_DECODER, torch_dtype=self.dtype)
             self.latent_scale = 1.0  # the tiny decoder reads the UNet's latents as they are
             self.notes.append("tiny decoder: AutoencoderTiny decodes the latents (its own weights, not the VAE's).")
         else:
