@@ -222,6 +222,7 @@ def compare_row(label: str, config: dict, result, score: float, baseline_ms: flo
     total = result.timings["total"]
     return {"config": label, **config, "latency_ms": round(total, 2),
             "speedup": round((baseline_ms or total) / total, 2), "match_score": round(score, 1),
+            "drawn_as": (result.info.get("drawn_as") or {}).get("concept", result.info["prompt"]),
             "peak_memory_bytes": result.peak_memory,
             **{f"{stage}_ms": round(ms, 2) for stage, ms in result.timings.items() if stage != "total"}}
 
@@ -286,7 +287,7 @@ def compare(prompt: str, seed: int = 0,
             gallery.append((result.images[0], f"{index}: {row['latency_ms']:,.0f} ms · {row['speedup']:.2f}x · "
                                               f"match {score:.0f}"))
     chart = pd.DataFrame({"config": [row["config"] for row in rows], "latency_ms": [row["latency_ms"] for row in rows]})
-    table = pd.DataFrame([{key: row[key] for key in ("config", "latency_ms", "speedup", "match_score")}
+    table = pd.DataFrame([{key: row[key] for key in ("config", "latency_ms", "speedup", "match_score", "drawn_as")}
                           for row in rows])
     return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"])
 

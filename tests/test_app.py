@@ -69,6 +69,8 @@ def test_compare_two_configurations(client):
     assert [row["backend"] for row in results] == ["latent-lcm", "gan"]
     assert results[0]["config"] == "1. latent-lcm fp32 2 steps" and results[1]["config"] == "2. gan fp32 1 pass"
     assert results[0]["speedup"] == 1.0 and results[1]["latency_ms"] > 0
+    assert [row["drawn_as"] for row in results] == ["red heart", "red heart"]
+    assert "drawn_as" in table["headers"]
     assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
 
 
