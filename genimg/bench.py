@@ -25,14 +25,11 @@ import torch
 from tqdm import tqdm
 
 from genimg.bench_report import add_stock_ratios, check_targets, headline_rows
+from genimg.bench_runners import STOCK, FloorRunner, GenimgRunner, make_runner
 from genimg.options import SpeedOptions
-from genimg.sampling import guided_step_count
-from genimg.timing import Generation, peak_memory_bytes, reset_peak_memory, synchronize
 
-TIMING_PROMPT = "a slice of pizza"
 PROMPTS = ("a slice of pizza", "a red apple", "a grinning face", "a dog face", "a rocket", "a red heart", "a sun",
            "a snowman", "a banana", "a cat face", "a soccer ball", "a birthday cake")
-STOCK = "stock"  # the backend name of the stock diffusers baseline
 LATENT_BACKENDS = ("latent", "latent-lcm", STOCK)
 
 
@@ -146,120 +143,6 @@ def process_rss_bytes() -> int | None:
     except ImportError:
         return None
     return psutil.Process().memory_info().rss
-
-
-class GenimgRunner:
-    """One genimg configuration, loaded on its own (not shared through the default generator cache)."""
-
-    def __init__(self, config: BenchConfig, device: str):
-        self.config, self.device = config, device
-        self.generator = None
-
-    def load(self) -> None:
-        from genimg.registry import GeneratorCache
-
-        self.generator = GeneratorCache(capacity=1).get(self.config.backend, self.config.speed_options(self.device))
-
-    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0, batch_size: int | None = None) -> Generation:
-        if not self.config.prompt_cache:
-            self.generator.text.clear_cache()
-        return self.generator.generate(prompt, steps=self.config.steps, batch_size=batch_size or self.config.batch_size,
-                                       seed=seed)
-
-
-class StockRunner:
-    """Stock diffusers StableDiffusionPipeline on the embedded latent weights, timed per stage with forward hooks."""
-
-    def __init__(self, config: BenchConfig, device: str):
-        self.config, self.device = config, SpeedOptions(device=device).validated().device
-        self.pipeline, self.stage_ms, self._started = None, {}, {}
-
-    def load(self) -> None:
-        from diffusers import StableDiffusionPipeline
-
-        from genimg.backends.latent import EMBEDDED, LatentGenerator
-        from genimg.text import load_text_model, load_tokenizer
-
-        dtype = SpeedOptions(precision=self.config.precision).torch_dtype
-        self.guidance = LatentGenerator.default_guidance  # the same guidance genimg's teacher uses
-        self.pipeline = StableDiffusionPipeline.from_pretrained(
-            EMBEDDED, text_encoder=load_text_model(), tokenizer=load_tokenizer(), torch_dtype=dtype,
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False).to(self.device)
-        self.pipeline.set_progress_bar_config(disable=True)
-        for stage, module in (("text_encode", self.pipeline.text_encoder), ("denoise", self.pipeline.unet),
-                              ("decode", self.pipeline.vae.decoder)):
-            module.register_forward_pre_hook(lambda *_, stage=stage: self._start(stage))
-            module.register_forward_hook(lambda *_, stage=stage: self._stop(stage))
-
-    def _start(self, stage: str) -> None:
-        synchronize(self.device)
-        self._started[stage] = time.perf_counter()
-
-    def _stop(self, stage: str) -> None:
-        synchronize(self.device)
-        self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - self._started[stage]) * 1000
-
-    def run(self, prompt: str = TIMING_PROMPT, seed: int = 0, batch_size: int | None = None) -> Generation:
-        reset_peak_memory(self.device)
-        self.stage_ms = {}
-        synchronize(self.device)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            images = self.pipeline(prompt, num_inference_steps=self.config.steps, guidance_scale=self.guidance,
-                                   num_images_per_prompt=batch_size or self.config.batch_size,
-                                   generator=torch.Generator().manual_seed(seed)).images
-        synchronize(self.device)
-        total = (time.perf_counter() - start) * 1000
-        timings = dict(self.stage_ms, other=total - sum(self.stage_ms.values()), total=total)
-        info = {"backend": STOCK, "steps": self.config.steps, "guidance": self.guidance, "notes": [
-            "stock diffusers StableDiffusionPipeline; its own text encoding every call, PIL output"]}
-        return Generation(images, timings, peak_memory_bytes(self.device), info)
-
-
-def make_runner(config: BenchConfig, device: str):
-    return StockRunner(config, device) if config.backend == STOCK else GenimgRunner(config, device)
-
-
-class FloorRunner:
-    """The compute floor of a latent config: its own modules' forward passes alone, on ready-made inputs."""
-
-    def __init__(self, runner: GenimgRunner):
-        generator, config = runner.generator, runner.config
-        self.generator, self.steps = generator, config.steps or generator.default_steps
-        dtype, device, batch = generator.dtype, generator.device, config.batch_size
-        self.tokens = generator.text.tokenizer([TIMING_PROMPT], padding="max_length", truncation=True,
-                                               return_tensors="pt").to(device)
-        context = generator.text.encode([TIMING_PROMPT]).tokens.expand(batch, -1, -1)
-        guidance = generator.default_guidance
-        # Classifier-free guidance doubles the UNet's batch, on the steps before the guidance cutoff.
-        guided_steps = guided_step_count(self.steps, generator.options.guidance_cutoff)
-        if guidance is None or guidance <= 1.0:
-            guided_steps = 0
-        both = torch.cat([generator.empty_context.expand_as(context), context])
-        self.unet_calls = [(both if step < guided_steps else context) for step in range(self.steps)]
-        self.unet_inputs = [torch.randn((c.shape[0], *generator.latent_shape)).to(device=device, dtype=dtype)
-                            for c in self.unet_calls]
-        self.latents = torch.randn((batch, *generator.latent_shape)).to(device=device, dtype=dtype)
-        generator.scheduler.set_timesteps(self.steps, device=device)
-        self.timestep = generator.scheduler.timesteps[0]
-
-    def _timed(self, function) -> float:
-        synchronize(self.generator.device)
-        start = time.perf_counter()
-        function()
-        synchronize(self.generator.device)
-        return (time.perf_counter() - start) * 1000
-
-    @torch.inference_mode()
-    def run(self) -> dict[str, float]:
-        generator = self.generator
-
-        def unet_passes():
-            for unet_input, context in zip(self.unet_inputs, self.unet_calls):
-                generator.unet(unet_input, self.timestep, encoder_hidden_states=context, return_dict=False)
-
-        return {"text_encoder": self._timed(lambda: generator.text.model(**self.tokens)),
-                "unet": self._timed(unet_passes), "decoder": self._timed(lambda: generator.decode_fn(self.latents))}
 
 
 def summarize(samples: list[float]) -> dict:

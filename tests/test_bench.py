@@ -110,7 +110,7 @@ def test_outputs_are_written_and_agree(report, tmp_path):
 
 @pytest.mark.parametrize("cutoff, batches", [(None, [2, 2, 2, 2]), (0.5, [2, 2, 1, 1])])
 def test_the_compute_floor_runs_the_unet_passes_the_sampler_runs(cutoff, batches):
-    from genimg.bench import FloorRunner, GenimgRunner
+    from genimg.bench_runners import FloorRunner, GenimgRunner
 
     runner = GenimgRunner(BenchConfig("latent", steps=4, guidance_cutoff=cutoff), "cpu")
     runner.load()
