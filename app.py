@@ -5,8 +5,6 @@
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 import shutil
@@ -18,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 import genimg
+from genimg import report
 from genimg.batching import batcher_for
 from genimg.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
@@ -141,44 +140,6 @@ def match_scores(images, prompt: str) -> list[float]:
     return default_judge().score(images, prompt)
 
 
-def format_memory(peak_bytes, device: str) -> str:
-    return f"n/a on {device}" if peak_bytes is None else f"{peak_bytes / 2**20:,.1f} MiB"
-
-
-def drawn_as_lines(info: dict) -> list[str]:
-    match = info.get("drawn_as")
-    if not match:
-        return []
-    return [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
-            f"similarity {match['similarity']:.2f})"]
-
-
-def latency_markdown(result, scores: list[float], load_s: float, warmed_up: bool) -> str:
-    """Total, per image, per stage, images/s, peak memory and the judge's prompt-match score, as Markdown."""
-    timings, info, count = result.timings, result.info, len(result.images)
-    total = timings["total"]
-    lines = [
-        f"### {total:,.1f} ms total · {result.per_image_ms:,.1f} ms per image · {1000 * count / total:,.1f} images/s",
-        f"- **Prompt match** {sum(scores) / len(scores):.1f} / 100 "
-        f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
-        f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
-        *drawn_as_lines(info),
-        "",
-        "| stage | ms | share |",
-        "|---|---:|---:|",
-        *(f"| {stage} | {ms:,.1f} | {100 * ms / total:.0f}% |" for stage, ms in timings.items() if stage != "total"),
-        "",
-        f"{info.get('model') or info['backend']} · {info['precision']} · {info['device']} · "
-        + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}",
-    ]
-    if load_s > LOADED_NOW_S:
-        lines.append(f"\nLoaded the model in {load_s:.1f} s (once; later requests reuse it).")
-    if warmed_up:
-        lines.append("\nAn untimed warm-up run came first, so this is the steady-state latency.")
-    lines += [f"\n_{note}_" for note in info.get("notes", [])]
-    return "\n".join(lines)
-
-
 @gpu
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
@@ -194,7 +155,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         scores = match_scores(result.images, result.info["prompt"])
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
-    return gallery, latency_markdown(result, scores, load_s, warm_up)
+    return gallery, report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None, warm_up)
 
 
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
@@ -208,25 +169,6 @@ def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, preci
     return result.images[0], {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings}
 
 
-def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
-                 single_pass: bool) -> str:
-    parts = [f"{index}. {backend}", precision, "1 pass" if single_pass else f"{int(steps)} steps"]
-    if scheduler != "default" and not single_pass:
-        parts.append(scheduler)
-    if tiny_decoder:
-        parts.append("tiny decoder")
-    return " ".join(parts)
-
-
-def compare_row(label: str, config: dict, result, score: float, baseline_ms: float | None) -> dict:
-    total = result.timings["total"]
-    return {"config": label, **config, "latency_ms": round(total, 2),
-            "speedup": round((baseline_ms or total) / total, 2), "match_score": round(score, 1),
-            "drawn_as": (result.info.get("drawn_as") or {}).get("concept", result.info["prompt"]),
-            "peak_memory_bytes": result.peak_memory,
-            **{f"{stage}_ms": round(ms, 2) for stage, ms in result.timings.items() if stage != "total"}}
-
-
 def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
     """CSV and JSON in Gradio's cache folder (the only place the app writes), older ones deleted."""
     from gradio.utils import get_upload_folder
@@ -235,16 +177,9 @@ def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
     for old in downloads.glob("*") if downloads.exists() else []:
         if time.time() - old.stat().st_mtime > DOWNLOADS_KEEP_S:
             shutil.rmtree(old, ignore_errors=True)
-    folder = downloads / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(folder / "compare.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    payload = {"prompt": prompt, "seed": seed, "device": resolve_device("auto"), "results": rows}
-    (folder / "compare.json").write_text(json.dumps(payload, indent=2))
-    return [str(folder / "compare.csv"), str(folder / "compare.json")]
+    paths = report.write_comparison(rows, downloads / uuid.uuid4().hex, prompt=prompt, seed=seed,
+                                    device=resolve_device("auto"))
+    return [str(path) for path in paths]
 
 
 @gpu
@@ -279,9 +214,9 @@ def compare(prompt: str, seed: int = 0,
             single_pass = generator.default_steps is None
             result = run_generation(generator, prompt, None if single_pass else config["steps"], 1, seed, progress,
                                     label=f"{index}/{len(configs)}: ", warm_up=True)
-            label = config_label(index, **config, single_pass=single_pass)
+            label = report.config_label(index, **config, single_pass=single_pass)
             score = match_scores(result.images, result.info["prompt"])[0]
-            row = compare_row(label, config, result, score, rows[0]["latency_ms"] if rows else None)
+            row = report.compare_row(label, config, result, score, rows[0]["latency_ms"] if rows else None)
             rows.append(row)
             # Captions stay short; the table below names each configuration in full.
             gallery.append((result.images[0], f"{index}: {row['latency_ms']:,.0f} ms · {row['speedup']:.2f}x · "
@@ -294,29 +229,9 @@ def compare(prompt: str, seed: int = 0,
 
 def bench_results() -> tuple[str | None, str]:
     """The newest benchmark plot and table on disk (``python -m genimg bench`` writes them), or how to make them."""
-    for folder in BENCH_FOLDERS:
-        plots, tables, jsons = (sorted(folder.glob(pattern), key=lambda path: -path.stat().st_mtime)
-                                for pattern in ("*.png", "*.md", "*.json"))
-        if not (plots or tables or jsons):
-            continue
-        text = tables[0].read_text() if tables else json_table(jsons[0]) if jsons else ""
-        source = f"\n\n_From `{folder.relative_to(ROOT)}/`._"
-        return (str(plots[0]) if plots else None), text + source
-    return None, ("No benchmark results yet. Run `python -m genimg bench` (it writes `outputs/bench/`), "
-                  "then press **Reload**. This tab shows results from files only; it does not run the benchmark.")
-
-
-def json_table(path: Path) -> str:
-    """A Markdown table from a bench JSON: a list of flat records, or {"results": [...]}."""
-    data = json.loads(path.read_text())
-    records = data.get("results", []) if isinstance(data, dict) else data
-    records = [record for record in records if isinstance(record, dict)]
-    if not records:
-        return f"`{path.name}` holds no result rows."
-    columns = [key for key in records[0] if not isinstance(records[0][key], (dict, list))]
-    rows = [" | ".join(f"{record.get(key, '')}" if not isinstance(record.get(key), float) else f"{record[key]:,.2f}"
-                       for key in columns) for record in records]
-    return "\n".join([f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *(f"| {row} |" for row in rows)])
+    return report.newest_bench_result(BENCH_FOLDERS, ROOT) or (None, (
+        "No benchmark results yet. Run `python -m genimg bench` (it writes `outputs/bench/`), then press **Reload**. "
+        "This tab shows results from files only; it does not run the benchmark."))
 
 
 ABOUT = """

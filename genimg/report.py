@@ -1,0 +1,108 @@
+"""Reports of generation results for people: the latency Markdown, comparison rows with their CSV/JSON files,
+and the newest benchmark table on disk. Plain text and files only, so the app (or any other front end) shows them
+as they are."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+def format_memory(peak_bytes: int | None, device: str) -> str:
+    return f"n/a on {device}" if peak_bytes is None else f"{peak_bytes / 2**20:,.1f} MiB"
+
+
+def drawn_as_lines(info: dict) -> list[str]:
+    """What concept matching drew for the prompt (nothing when matching was off or kept the prompt)."""
+    match = info.get("drawn_as")
+    if not match:
+        return []
+    return [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
+            f"similarity {match['similarity']:.2f})"]
+
+
+def latency_markdown(result, scores: list[float], load_s: float | None = None, warmed_up: bool = False) -> str:
+    """Total, per image, per stage, images/s, peak memory and the judge's prompt-match score, as Markdown.
+    ``load_s`` is the time this request spent loading the model (None when it was already loaded)."""
+    timings, info, count = result.timings, result.info, len(result.images)
+    total = timings["total"]
+    lines = [
+        f"### {total:,.1f} ms total · {result.per_image_ms:,.1f} ms per image · {1000 * count / total:,.1f} images/s",
+        f"- **Prompt match** {sum(scores) / len(scores):.1f} / 100 "
+        f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
+        f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
+        *drawn_as_lines(info),
+        "",
+        "| stage | ms | share |",
+        "|---|---:|---:|",
+        *(f"| {stage} | {ms:,.1f} | {100 * ms / total:.0f}% |" for stage, ms in timings.items() if stage != "total"),
+        "",
+        f"{info.get('model') or info['backend']} · {info['precision']} · {info['device']} · "
+        + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}",
+    ]
+    if load_s is not None:
+        lines.append(f"\nLoaded the model in {load_s:.1f} s (once; later requests reuse it).")
+    if warmed_up:
+        lines.append("\nAn untimed warm-up run came first, so this is the steady-state latency.")
+    lines += [f"\n_{note}_" for note in info.get("notes", [])]
+    return "\n".join(lines)
+
+
+def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
+                 single_pass: bool) -> str:
+    """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
+    parts = [f"{index}. {backend}", precision, "1 pass" if single_pass else f"{int(steps)} steps"]
+    if scheduler != "default" and not single_pass:
+        parts.append(scheduler)
+    if tiny_decoder:
+        parts.append("tiny decoder")
+    return " ".join(parts)
+
+
+def compare_row(label: str, config: dict, result, score: float, baseline_ms: float | None) -> dict:
+    """One comparison result as a flat record; the speed-up is against ``baseline_ms`` (the first column)."""
+    total = result.timings["total"]
+    return {"config": label, **config, "latency_ms": round(total, 2),
+            "speedup": round((baseline_ms or total) / total, 2), "match_score": round(score, 1),
+            "drawn_as": (result.info.get("drawn_as") or {}).get("concept", result.info["prompt"]),
+            "peak_memory_bytes": result.peak_memory,
+            **{f"{stage}_ms": round(ms, 2) for stage, ms in result.timings.items() if stage != "total"}}
+
+
+def write_comparison(rows: list[dict], folder: Path, **context) -> list[Path]:
+    """compare.csv (one row per configuration) and compare.json (``context``, e.g. prompt and seed, plus the rows)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(folder / "compare.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "compare.json").write_text(json.dumps({**context, "results": rows}, indent=2))
+    return [folder / "compare.csv", folder / "compare.json"]
+
+
+def newest_bench_result(folders, root: Path) -> tuple[str | None, str] | None:
+    """The newest plot and Markdown table that ``python -m genimg bench`` wrote in the first folder holding any
+    (a table made from the JSON when there is no Markdown), or None when no folder holds results."""
+    for folder in folders:
+        plots, tables, jsons = (sorted(Path(folder).glob(pattern), key=lambda path: -path.stat().st_mtime)
+                                for pattern in ("*.png", "*.md", "*.json"))
+        if not (plots or tables or jsons):
+            continue
+        text = tables[0].read_text() if tables else json_table(jsons[0]) if jsons else ""
+        source = f"\n\n_From `{Path(folder).relative_to(root)}/`._"
+        return (str(plots[0]) if plots else None), text + source
+    return None
+
+
+def json_table(path: Path) -> str:
+    """A Markdown table from a bench JSON: a list of flat records, or {"results": [...]}."""
+    data = json.loads(path.read_text())
+    records = data.get("results", []) if isinstance(data, dict) else data
+    records = [record for record in records if isinstance(record, dict)]
+    if not records:
+        return f"`{path.name}` holds no result rows."
+    columns = [key for key in records[0] if not isinstance(records[0][key], (dict, list))]
+    rows = [" | ".join(f"{record.get(key, '')}" if not isinstance(record.get(key), float) else f"{record[key]:,.2f}"
+                       for key in columns) for record in records]
+    return "\n".join([f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *(f"| {row} |" for row in rows)])
