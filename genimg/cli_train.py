@@ -21,6 +21,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--teacher", default="assets/models/latent", help="distill: the teacher pipeline folder")
     parser.add_argument("--init-from", help="fine-tuning: unet starts from this pipeline folder's weights, gan from "
                                             "this generator folder's")
+    parser.add_argument("--balance", default="uniform", choices=["uniform", "sqrt-family"],
+                        help="how often each emoji is drawn: 'sqrt-family' draws skin-tone variants less (1/sqrt of "
+                             "their family's size) and every distinct emoji more")
     parser.set_defaults(handler=main)
 
 
@@ -31,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
         config = TrainConfig(out_dir=args.out or out, dataset=args.dataset, steps=args.steps, seconds=args.seconds,
                              batch_size=args.batch_size or batch_size, learning_rate=args.lr or learning_rate,
                              seed=args.seed, resume=args.resume, teacher=args.teacher,
-                             init_from=args.init_from)
+                             init_from=args.init_from, balance=args.balance)
         summary = run(stage, config)
         print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],
                           "last": summary["last"]}))

@@ -1,6 +1,8 @@
 import pytest
 
-from genimg.train.data import IMAGE_SIZE, captions_for, find_font, load_dataset, procedural_dataset
+from genimg.train.data import (
+    IMAGE_SIZE, captions_for, find_font, load_dataset, procedural_dataset, sampling_weights, skin_tone_family,
+)
 
 
 def test_procedural_dataset_is_small_white_backed_and_captioned():
@@ -14,6 +16,22 @@ def test_captions_include_name_aliases_and_phrasings():
     captions = captions_for("pizza", ["slice of pizza"])
     assert captions[:2] == ["pizza", "slice of pizza"]
     assert "a pizza" in captions and "pizza emoji" in captions
+
+
+def test_skin_tone_variants_share_their_base_emojis_family():
+    assert skin_tone_family("thumbs up medium-dark skin tone") == "thumbs up"
+    assert skin_tone_family("kiss man man dark skin tone light skin tone") == "kiss man man"
+    assert skin_tone_family("handshake, medium-light skin tone") == "handshake"
+    assert skin_tone_family("dark sunglasses") == "dark sunglasses"
+
+
+def test_sqrt_family_balance_draws_each_variant_less_and_keeps_a_family_above_one_emoji():
+    names = ["thumbs up", *(f"thumbs up {tone} skin tone" for tone in ("light", "medium", "dark")), "rocket"]
+    assert sampling_weights(names).tolist() == [1.0] * 5
+    weights = sampling_weights(names, "sqrt-family")
+    assert weights.tolist() == [0.5, 0.5, 0.5, 0.5, 1.0]  # a family of 4: each 1/2, together 2x a lone emoji
+    with pytest.raises(ValueError, match="sqrt-family"):
+        sampling_weights(names, "by-colour")
 
 
 @pytest.mark.slow

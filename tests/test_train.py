@@ -9,7 +9,7 @@ from genimg.models.cvae import TextConditionalVAE
 from genimg.models.gan import TextConditionalGenerator
 from genimg.models.judge import Judge
 from genimg.train import TrainConfig, run
-from genimg.train.common import checkpoint_dir
+from genimg.train.common import CaptionBank, checkpoint_dir, data_generator
 
 
 def config(out, **overrides):
@@ -50,10 +50,10 @@ def test_latent_stages_and_distillation_write_pipeline_folders(tmp_path):
 
 @pytest.mark.slow
 def test_training_resumes_from_its_checkpoint(tmp_path):
-    first = run("gan", config(tmp_path / "gan", steps=2))
+    first = run("gan", config(tmp_path / "gan", steps=2, balance="sqrt-family"))
     progress = checkpoint_dir(config(tmp_path / "gan"), "gan") / "progress.json"
     assert json.loads(progress.read_text())["step"] == 2
-    resumed = run("gan", config(tmp_path / "gan", steps=4, resume=True))
+    resumed = run("gan", config(tmp_path / "gan", steps=4, resume=True, balance="sqrt-family"))
     assert first["steps"] == 2 and resumed["steps"] == 4
     assert json.loads(progress.read_text())["step"] == 4
 
@@ -69,3 +69,25 @@ def test_gan_fine_tuning_starts_from_the_given_generator(tmp_path):
     distance = lambda a, b: sum((x - y).abs().sum() for x, y in zip(a.parameters(), b.parameters()))
     assert distance(tuned, start) < 0.01 * distance(fresh, start)
     assert "EMA" in (tmp_path / "tuned" / "README.md").read_text()
+
+
+def caption_bank(num_emoji: int) -> CaptionBank:
+    """One caption per emoji; only the sampling is under test."""
+    return CaptionBank(torch.zeros(num_emoji, 2, 4), torch.zeros(num_emoji, 4), torch.arange(num_emoji),
+                       torch.zeros(2, 4), torch.zeros(4))
+
+
+def test_weighted_caption_bank_draws_emoji_in_proportion_to_their_weights():
+    bank = caption_bank(4).weighted([3.0, 1.0, 0.0, 0.0])
+    emoji, caption = bank.sample(4000, 4, torch.Generator().manual_seed(0))
+    counts = torch.bincount(emoji, minlength=4)
+    assert counts[2] == counts[3] == 0 and 2.5 < counts[0] / counts[1] < 3.5
+    assert torch.equal(caption, emoji)  # each emoji's own caption
+    distinct, _ = caption_bank(10).weighted([1.0] * 10).sample(10, 10, torch.Generator().manual_seed(0))
+    assert sorted(distinct.tolist()) == list(range(10))  # no repeats while the batch fits
+
+
+def test_each_training_step_draws_its_own_reproducible_batch():
+    bank, settings = caption_bank(50), config("unused")
+    draw = lambda step: bank.sample(8, 50, data_generator(settings, step))[0].tolist()
+    assert draw(7) == draw(7) and draw(7) != draw(8)  # a resumed run goes on with new batches

@@ -13,7 +13,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from genimg.text import CONTEXT_TOKENS, TextEncoder
-from genimg.train.data import EmojiDataset, cache_dir, load_dataset
+from genimg.train.data import EmojiDataset, cache_dir, load_dataset, sampling_weights
 
 
 @dataclass
@@ -29,6 +29,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     teacher: str | None = None  # distillation: the folder of the model to learn from
     init_from: str | None = None  # fine-tuning: a pipeline folder whose weights the run starts from
+    balance: str = "uniform"  # how often each emoji is drawn: "uniform" or "sqrt-family" (see data.sampling_weights)
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -47,8 +48,9 @@ class CaptionBank:
     """Every caption of the dataset encoded once by the frozen MiniLM; samples (emoji, caption) pairs."""
 
     def __init__(self, tokens: torch.Tensor, pooled: torch.Tensor, emoji_of_caption: torch.Tensor,
-                 empty_tokens: torch.Tensor, empty_pooled: torch.Tensor):
+                 empty_tokens: torch.Tensor, empty_pooled: torch.Tensor, emoji_weights: torch.Tensor | None = None):
         self.tokens, self.pooled, self.emoji_of_caption = tokens, pooled, emoji_of_caption
+        self.emoji_weights = emoji_weights  # None: uniform
         self.empty_tokens, self.empty_pooled = empty_tokens, empty_pooled
         counts = torch.bincount(emoji_of_caption)
         self.first_caption = torch.cumsum(counts, 0) - counts
@@ -56,12 +58,21 @@ class CaptionBank:
 
     def to(self, device) -> "CaptionBank":
         return CaptionBank(*(t.to(device) for t in (self.tokens, self.pooled, self.emoji_of_caption,
-                                                   self.empty_tokens, self.empty_pooled)))
+                                                   self.empty_tokens, self.empty_pooled)), self.emoji_weights)
+
+    def weighted(self, weights) -> "CaptionBank":
+        """The same captions, with emoji drawn in proportion to ``weights`` (one per emoji)."""
+        return CaptionBank(self.tokens, self.pooled, self.emoji_of_caption, self.empty_tokens, self.empty_pooled,
+                           torch.as_tensor(weights, dtype=torch.float64))
 
     def sample(self, batch_size: int, num_emoji: int, generator: torch.Generator | None = None):
-        """Emoji indices drawn uniformly (without repeats while possible), then one caption of each."""
+        """Emoji indices drawn uniformly or by the bank's weights (without repeats while possible), then one caption
+        of each."""
         device = self.tokens.device
-        if batch_size <= num_emoji:
+        if self.emoji_weights is not None:
+            emoji = torch.multinomial(self.emoji_weights[:num_emoji], batch_size, replacement=batch_size > num_emoji,
+                                      generator=generator).to(device)
+        elif batch_size <= num_emoji:
             emoji = torch.randperm(num_emoji, generator=generator)[:batch_size].to(device)
         else:
             emoji = torch.randint(num_emoji, (batch_size,), generator=generator).to(device)
@@ -93,7 +104,15 @@ def build_caption_bank(dataset: EmojiDataset, kind: str, device: str = "cpu") ->
 def load_training_data(config: TrainConfig, device) -> tuple[EmojiDataset, torch.Tensor, CaptionBank]:
     dataset = load_dataset(config.dataset)
     bank = build_caption_bank(dataset, config.dataset, "cuda" if torch.cuda.is_available() else "cpu")
+    if config.balance != "uniform":
+        bank = bank.weighted(sampling_weights(dataset.names, config.balance))
     return dataset, images_tensor(dataset, device), bank.to(device)
+
+
+def data_generator(config: TrainConfig, step: int) -> torch.Generator:
+    """The random source of one step's data draws: a function of the step, so a resumed run goes on with new
+    batches instead of replaying the first leg's."""
+    return torch.Generator().manual_seed(config.seed * 1_000_003 + step)
 
 
 def checkpoint_dir(config: TrainConfig, stage: str) -> Path:

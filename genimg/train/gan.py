@@ -12,7 +12,9 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genimg.models.gan import ProjectionDiscriminator, TextConditionalGenerator
-from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
+from genimg.train.common import (
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+)
 
 L1_WEIGHT = 10.0
 # The first H200 run used 1.0 here: the critic won outright (hinge loss ~0.04) and its gradients painted
@@ -46,10 +48,10 @@ def train(config: TrainConfig) -> dict:
     generator, critic, opt_g, opt_d = accelerator.prepare(generator, critic, opt_g, opt_d)
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
-    rng = torch.Generator().manual_seed(config.seed)
     z_dim = accelerator.unwrap_model(generator).config.z_dim
 
     def step(index: int) -> dict:
+        rng = data_generator(config, index)
         emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
         real, text = images[emoji], bank.pooled[caption].float()
         noise = torch.randn(len(emoji), z_dim, device=accelerator.device)

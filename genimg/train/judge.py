@@ -11,7 +11,9 @@ import torch
 from torch.nn import functional as F
 
 from genimg.models.judge import Judge
-from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
+from genimg.train.common import (
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+)
 
 
 def degrade(images: torch.Tensor) -> torch.Tensor:
@@ -32,9 +34,9 @@ def train(config: TrainConfig) -> dict:
     judge = Judge()
     optimizer = torch.optim.AdamW(judge.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     judge, optimizer = accelerator.prepare(judge, optimizer)
-    rng = torch.Generator().manual_seed(config.seed)
 
-    def step(_: int) -> dict:
+    def step(index: int) -> dict:
+        rng = data_generator(config, index)
         emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
         logits = judge(degrade(images[emoji]), bank.pooled[caption].float())
         labels = torch.arange(len(emoji), device=logits.device)

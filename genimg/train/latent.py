@@ -16,7 +16,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genimg.models.latent import new_autoencoder, new_tiny_decoder, new_training_scheduler, new_unet
 from genimg.text import load_tokenizer
-from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
+from genimg.train.common import (
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+)
 
 CFG_DROPOUT = 0.1  # captions replaced by the empty prompt, so classifier-free guidance works at inference
 MIN_SNR_GAMMA = 5.0
@@ -29,9 +31,9 @@ def train_autoencoder(config: TrainConfig) -> dict:
     vae = new_autoencoder()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.learning_rate)
     vae, optimizer = accelerator.prepare(vae, optimizer)
-    rng = torch.Generator().manual_seed(config.seed)
 
-    def step(_: int) -> dict:
+    def step(index: int) -> dict:
+        rng = data_generator(config, index)
         batch = images[torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)]
         with accelerator.autocast():
             posterior = accelerator.unwrap_model(vae).encode(batch).latent_dist
@@ -95,9 +97,9 @@ def train_unet(config: TrainConfig) -> dict:
     unet, optimizer = accelerator.prepare(unet, optimizer)
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
-    rng = torch.Generator().manual_seed(config.seed)
 
-    def step(_: int) -> dict:
+    def step(index: int) -> dict:
+        rng = data_generator(config, index)
         emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
         latents = dataset_latents.sample(emoji)
         context = bank.tokens[caption].float()
@@ -158,9 +160,9 @@ def train_kl_decoder(config: TrainConfig) -> dict:
     vae.quant_conv.requires_grad_(False)
     optimizer = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=config.learning_rate)
     vae, optimizer = accelerator.prepare(vae, optimizer)
-    rng = torch.Generator().manual_seed(config.seed)
 
-    def step(_: int) -> dict:
+    def step(step_index: int) -> dict:
+        rng = data_generator(config, step_index)
         index = torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)
         latents = dataset_latents.sample(index) / dataset_latents.scaling
         with accelerator.autocast():
@@ -187,9 +189,9 @@ def train_tiny_decoder(config: TrainConfig) -> dict:
     tiny = new_tiny_decoder()
     optimizer = torch.optim.AdamW(tiny.parameters(), lr=config.learning_rate)
     tiny, optimizer = accelerator.prepare(tiny, optimizer)
-    rng = torch.Generator().manual_seed(config.seed)
 
-    def step(_: int) -> dict:
+    def step(step_index: int) -> dict:
+        rng = data_generator(config, step_index)
         index = torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)
         latents = dataset_latents.sample(index)
         model = accelerator.unwrap_model(tiny)

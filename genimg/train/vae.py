@@ -6,7 +6,9 @@ from pathlib import Path
 import torch
 
 from genimg.models.cvae import TextConditionalVAE
-from genimg.train.common import TrainConfig, load_training_data, make_accelerator, save_half, train_loop, write_card
+from genimg.train.common import (
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+)
 
 # Per image (summed over z). At 1e-3 (first run) the posterior drifted ~21 nats from the prior and decoding
 # z ~ N(0, I) gave muddy images; a stronger pull keeps prior samples on the data, since the caption carries the content.
@@ -19,9 +21,9 @@ def train(config: TrainConfig) -> dict:
     model = TextConditionalVAE()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
-    rng = torch.Generator().manual_seed(config.seed)
 
-    def step(_: int) -> dict:
+    def step(index: int) -> dict:
+        rng = data_generator(config, index)
         emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
         real, text = images[emoji], bank.pooled[caption].float()
         reconstruction, mean, log_var = model(real, text)
