@@ -152,7 +152,7 @@ def train_kl_decoder(config: TrainConfig) -> dict:
     """Fine-tune the KL autoencoder's decoder (and post-quant conv) alone: the encoder, hence the latents the UNet
     learned, stay exactly as they are. The autoencoder's joint run was short; its decoder is the blurrier of the two."""
     accelerator = make_accelerator(config)
-    dataset, images, _ = load_training_data(config, accelerator.device)
+    dataset, images, bank = load_training_data(config, accelerator.device)
     folder = Path(config.out_dir)
     dataset_latents = DatasetLatents(folder, images)
     vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
@@ -162,8 +162,7 @@ def train_kl_decoder(config: TrainConfig) -> dict:
     vae, optimizer = accelerator.prepare(vae, optimizer)
 
     def step(step_index: int) -> dict:
-        rng = data_generator(config, step_index)
-        index = torch.randint(len(dataset), (config.batch_size,), generator=rng).to(images.device)
+        index, _ = bank.sample(config.batch_size, len(dataset), data_generator(config, step_index))
         latents = dataset_latents.sample(index) / dataset_latents.scaling
         with accelerator.autocast():
             decoded = accelerator.unwrap_model(vae).decode(latents).sample.float()
