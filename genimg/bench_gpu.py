@@ -7,7 +7,7 @@ CUDA graphs alone or torch.compile (inductor freezing) with CUDA graphs; optiona
 random weights: timing only). Compile/capture time is reported as first-call cost, never inside latency.
 
 ``--tiny`` shrinks every model so the whole script runs on a CPU in seconds (the test does that, so the script is
-known to work before anybody spends GPU time). On an H100: ``python -m genimg.bench_gpu --out assets/bench/gpu``.
+known to work before anybody spends GPU time). On a lent GPU, in one call: ``bash tools/gpu_bench.sh OUT_DIR``.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ SD15 = Architecture(
     text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, vocab_size=49408,
               max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768),
     scheduler="DPMSolverMultistepScheduler", scheduler_config=dict(SD_SCHEDULE, algorithm_type="dpmsolver++"),
-    steps=20, guidance=7.5)
+    steps=4, guidance=7.5)  # the issue's target is set at 4 steps (with classifier-free guidance: 2 UNet rows a step)
 SD_TURBO = Architecture(
     "sd-turbo",
     unet=dict(sample_size=64, block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=1024,
@@ -101,10 +101,12 @@ def build_components(arch: Architecture, seed: int = 0, device: str = "cpu") -> 
 
     torch.manual_seed(seed)
     with torch.device(device):
-        return {"unet": UNet2DConditionModel(**arch.unet).eval(), "vae": AutoencoderKL(**arch.vae).eval(),
-                "text_encoder": CLIPTextModel(CLIPTextConfig(**arch.text)).eval(),
-                "tiny_decoder": AutoencoderTiny(**arch.tiny_decoder).eval(), "tokenizer": byte_level_tokenizer(),
-                "scheduler": getattr(diffusers, arch.scheduler)(**arch.scheduler_config)}
+        models = {"unet": UNet2DConditionModel(**arch.unet).eval(), "vae": AutoencoderKL(**arch.vae).eval(),
+                  "text_encoder": CLIPTextModel(CLIPTextConfig(**arch.text)).eval(),
+                  "tiny_decoder": AutoencoderTiny(**arch.tiny_decoder).eval()}
+    # Outside the device context: schedulers keep their tables on the CPU (diffusers calls .numpy() on them).
+    return {**models, "tokenizer": byte_level_tokenizer(),
+            "scheduler": getattr(diffusers, arch.scheduler)(**arch.scheduler_config)}
 
 
 def synchronize(device: str) -> None:
@@ -125,9 +127,17 @@ class StockPath:
         self.pipeline.set_progress_bar_config(disable=True)
 
     def __call__(self, batch_size: int, seed: int = 0):
+        from genimg.backends.base import seeded_noise
+
+        # The starting noise is handed over, drawn as genimg draws it (fp32 on the CPU, then cast): left to itself
+        # the pipeline draws fp16 noise, which torch 2.11 (the H100 run) draws as a different sequence from fp32, so
+        # the images could not be compared. Drawing it is timed in both paths.
+        unet = self.pipeline.unet
+        noise = seeded_noise((batch_size, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
+                             seed, unet.device.type, unet.dtype)
         return self.pipeline(PROMPT, num_inference_steps=self.arch.steps, guidance_scale=self.arch.guidance,
                              height=self.arch.resolution, width=self.arch.resolution, num_images_per_prompt=batch_size,
-                             generator=torch.Generator().manual_seed(seed)).images
+                             latents=noise).images
 
 
 class GenimgPath:
@@ -249,7 +259,10 @@ def bench_architecture(arch: Architecture, device: str, dtype: torch.dtype, batc
         row["median_ms_per_image"] = statistics.median(row["samples"])
         row["min_ms_per_image"], row["max_ms_per_image"] = min(row["samples"]), max(row["samples"])
         row["speedup_vs_stock"] = stock / row["median_ms_per_image"]
-        row["max_pixel_diff_vs_stock"] = float(np.abs(np.asarray(images[0], dtype=np.int16) - reference).max())
+        difference = np.abs(np.asarray(images[0], dtype=np.int16) - reference)
+        row["max_pixel_diff_vs_stock"] = float(difference.max())
+        # One outlying pixel sets the maximum; the share of pixels within 8 levels says whether the images agree.
+        row["pixels_within_8_of_stock"] = float((difference <= 8).mean())
     return {"architecture": arch.name, "resolution": arch.resolution, "steps": arch.steps,
             "guidance": arch.guidance, "batch_size": batch_size, "dtype": str(dtype).replace("torch.", ""),
             "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None, "rows": rows}
@@ -259,17 +272,17 @@ def markdown(report: dict) -> str:
     lines = [f"# genimg GPU benchmark: {report['device']}", "", "```", report["command"], "```", "",
              "Random weights, architectures built from configs. Median ms per image over interleaved rounds after "
              "warm-up; first call = build + first generation (compile and CUDA-graph capture happen there). "
-             "Pixel diff vs stock shows the same modules give (nearly) the same images; the tiny decoder has its "
+             "Pixels within 8 levels of stock show the same modules give (nearly) the same images; the tiny decoder has its "
              "own random weights, so its images differ.", ""]
     for result in report["results"]:
         lines += [f"## {result['architecture']}: {result['resolution']}x{result['resolution']}, {result['steps']} "
                   f"steps, guidance {result['guidance']}, batch {result['batch_size']}, {result['dtype']}", "",
-                  "| path | ms / image (min-max) | x stock | first call s | max pixel diff vs stock |",
+                  "| path | ms / image (min-max) | x stock | first call s | pixels within 8 levels of stock |",
                   "|---|---|---|---|---|"]
         for row in result["rows"]:
             lines.append(f"| {row['label']} | {row['median_ms_per_image']:.1f} ({row['min_ms_per_image']:.1f}-"
                          f"{row['max_ms_per_image']:.1f}) | {row['speedup_vs_stock']:.2f} | "
-                         f"{row['first_call_ms'] / 1000:.1f} | {row['max_pixel_diff_vs_stock']:.0f} |")
+                         f"{row['first_call_ms'] / 1000:.1f} | {100 * row['pixels_within_8_of_stock']:.1f}% |")
         lines.append("")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ def test_full_size_configs_are_the_published_architectures():
     assert SD_TURBO.unet["attention_head_dim"] == (5, 10, 20, 20) and SD_TURBO.unet["use_linear_projection"]
     assert SD_TURBO.text["hidden_size"] == 1024 and SD_TURBO.text["num_hidden_layers"] == 23
     assert SD_TURBO.steps == 1 and SD_TURBO.guidance == 0.0
+    assert SD15.steps == 4 and SD15.guidance > 1.0  # the speed target's setting, guided
 
 
 def test_tokenizer_pads_to_clip_context():
@@ -39,6 +40,7 @@ def test_tiny_run_writes_a_report(tmp_path):
         stock, genimg_path, tiny_decoder = result["rows"]
         assert stock["label"] == "stock diffusers" and stock["speedup_vs_stock"] == 1.0
         assert genimg_path["max_pixel_diff_vs_stock"] <= 8  # the same modules give the same images
+        assert genimg_path["pixels_within_8_of_stock"] == 1.0
         assert "tiny decoder" in tiny_decoder["label"]
         assert all(row["median_ms_per_image"] > 0 for row in result["rows"])
     assert "| stock diffusers |" in (tmp_path / "gpu-bench.md").read_text()
