@@ -41,6 +41,15 @@ def test_compile_wraps_the_module_and_says_warm_up_is_not_latency():
     assert any("torch.compile" in note and "never in latency" in note for note in notes)
 
 
+def test_compiled_on_cpu_calls_its_kernels_from_cpp_and_computes_the_same():
+    module = TinyConvNet().eval()
+    compiled = prepare_module(module, SpeedOptions(device="cpu", compile=True), [])
+    assert compiled.inductor_settings == {"freezing": True, "cpp_wrapper": True}
+    images = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        assert torch.allclose(compiled(images), module(images), atol=1e-5)
+
+
 @pytest.mark.skipif(not CPU_ONLY, reason="checks the CPU fallback")
 def test_cuda_graphs_are_a_noted_no_op_on_cpu():
     notes, module = [], TinyConvNet()
