@@ -101,9 +101,9 @@ class Frozen(torch.nn.Module):
     not reach that point (measured: convolutions stayed unpacked), so it is patched around each call instead of being
     set for the whole process. Freezing applies to inference only (no autograd), which is how genimg runs.
 
-    ``cpp_wrapper`` (CPU): the compiled graph calls its kernels from C++ instead of a Python wrapper. The embedded
-    UNet at batch 2 went from 13.1 to 11.4 ms per forward on the 2-core Xeon (medians of 30, compile 27 -> 44 s);
-    ``max_autotune`` gained nothing there (13.7 ms).
+    ``cpp_wrapper`` (CPU): the compiled graph calls its kernels from C++ instead of a Python wrapper. On the 2-core
+    Xeon, interleaved in one process (medians of 22 rounds): embedded UNet at batch 2 15.0 -> 13.5 ms, KL decoder
+    10.8 -> 10.4 ms; compiling takes longer (UNet 27 -> 44 s). ``max_autotune`` gained nothing there.
     """
 
     def __init__(self, compiled: torch.nn.Module, clone_outputs: bool = False, cpp_wrapper: bool = False):

@@ -128,6 +128,8 @@ def full_sweep(stock_steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
         BenchConfig("latent", steps=s, compile=True, guidance_cutoff=0.5, **bf16),
         BenchConfig("latent", steps=s, compile=True, guidance_cutoff=0.5),
         BenchConfig("latent", steps=s, compile=True, batch_size=big_batch, **bf16),
+        BenchConfig("latent", steps=s, compile=True, batch_size=big_batch),
+        BenchConfig("latent", steps=s, compile=True, guidance_cutoff=0.5, batch_size=big_batch),
         BenchConfig("latent", steps=s, compile=True, tiny_decoder=True, **bf16),
         BenchConfig("latent-lcm", steps=4, **bf16),
         BenchConfig("latent-lcm", steps=2, tiny_decoder=True, **bf16),
