@@ -16,9 +16,9 @@ from pathlib import Path
 import gradio as gr
 
 import genimg
-from genimg import report
-from genimg.batching import batcher_for
-from genimg.limits import ServingLimits, allowed_model_folders, check_model_source
+from genimg.serve import report
+from genimg.serve.batching import batcher_for
+from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
@@ -135,7 +135,7 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
 
 
 def match_scores(images, prompt: str) -> list[float]:
-    from genimg.quality import default_judge
+    from genimg.evaluate.judge import default_judge
 
     return default_judge().score(images, prompt)
 

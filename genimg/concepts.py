@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from genimg.assets import ASSETS
 from genimg.errors import ModelLoadError
 
-CONCEPTS = Path(__file__).resolve().parents[1] / "assets" / "models" / "concepts"
+CONCEPTS = ASSETS / "concepts"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 
 from genimg.errors import GenimgError, InvalidRequest, ModelLoadError
-from genimg.limits import free_device_memory, is_out_of_memory
+from genimg.guards import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
 
 # name -> (module, loader function, one-line description)

@@ -141,7 +141,7 @@ def test_prompt_cache_serves_repeats_and_can_be_cleared():
 
 @pytest.mark.slow
 def test_options_reach_the_modules_of_a_diffusers_pipeline():
-    from genimg.backends.base import ASSETS
+    from genimg.assets import ASSETS
     from genimg.backends.diffusers_pipeline import DiffusersGenerator
     from genimg.text import load_text_model, load_tokenizer
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from genimg.__main__ import build_parser
-from genimg.bench import STOCK, BenchConfig, BenchSettings, full_sweep, quick_sweep, run_bench
-from genimg.bench_report import write_report
-from genimg.cli_bench import settings_from
+from genimg.cli import build_parser
+from genimg.bench.config import STOCK, BenchConfig, BenchSettings, full_sweep, quick_sweep
+from genimg.bench.run import run_bench
+from genimg.bench.report import write_report
+from genimg.cli.bench import settings_from
 
 
 def test_labels_and_quality_keys():
@@ -30,7 +31,7 @@ def test_sweeps_compare_with_stock_at_the_same_steps_and_hold_a_teacher():
 def test_cli_quick_settings():
     args = build_parser().parse_args(["bench", "--quick", "--out", "somewhere", "--json"])
     settings = settings_from(args)
-    assert args.handler.__module__ == "genimg.cli_bench"
+    assert args.handler.__module__ == "genimg.cli.bench"
     assert (settings.rounds, settings.warmup_rounds, len(settings.prompts), settings.images_per_prompt) == (5, 1, 4, 1)
 
 
@@ -110,7 +111,7 @@ def test_outputs_are_written_and_agree(report, tmp_path):
 
 @pytest.mark.parametrize("cutoff, batches", [(None, [2, 2, 2, 2]), (0.5, [2, 2, 1, 1])])
 def test_the_compute_floor_runs_the_unet_passes_the_sampler_runs(cutoff, batches):
-    from genimg.bench_runners import FloorRunner, GenimgRunner
+    from genimg.bench.runners import FloorRunner, GenimgRunner
 
     runner = GenimgRunner(BenchConfig("latent", steps=4, guidance_cutoff=cutoff), "cpu")
     runner.load()

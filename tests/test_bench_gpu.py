@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from genimg.bench_gpu import ARCHITECTURES, SD15, SD_TURBO, build_components, byte_level_tokenizer, main, tiny
+from genimg.bench.gpu import ARCHITECTURES, SD15, SD_TURBO, build_components, byte_level_tokenizer, main, tiny
 
 
 def test_full_size_configs_are_the_published_architectures():

@@ -6,7 +6,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from transformers import BertConfig, BertModel
 
 import genimg
-from genimg.backends.base import ASSETS
+from genimg.assets import ASSETS
 from genimg.text import load_text_model, load_tokenizer
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from genimg.__main__ import main
+from genimg.cli import main
 from genimg.errors import InvalidRequest
-from genimg.evaluate import (CONFIGS, PARAPHRASES, RetrievalIndex, check_targets, name_prompts, paraphrase_prompts,
-                             select_configs, target_ranks, to_markdown, top_k)
+from genimg.evaluate.prompt_match import (CONFIGS, PARAPHRASES, RetrievalIndex, check_targets, name_prompts,
+                                         paraphrase_prompts, select_configs, target_ranks, to_markdown, top_k)
 from genimg.train.data import find_font, load_dataset, procedural_dataset
 
 needs_font = pytest.mark.skipif(find_font() is None, reason="Noto Color Emoji not installed "
@@ -81,7 +81,7 @@ def test_paraphrase_targets_exist_and_are_not_dataset_captions(emoji):
 @pytest.mark.slow
 def test_generating_many_prompts_in_one_batch_matches_generate():
     import genimg
-    from genimg.evaluate import generate_for_prompts
+    from genimg.evaluate.prompt_match import generate_for_prompts
 
     generator = genimg.load("gan", device="cpu")
     images = generate_for_prompts(generator, ["red heart", "rocket"], None, seed=5)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from genimg import loadtest
+from genimg.serve import loadtest
 
 
 def test_percentiles_are_latencies_that_happened():

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import genimg
-from genimg import limits
-from genimg.batching import MicroBatcher
-from genimg.limits import Deadline, ServingLimits, check_finite, check_model_source, check_pixel_budget
+from genimg import guards
+from genimg.serve.batching import MicroBatcher
+from genimg.guards import Deadline, check_finite, check_pixel_budget
+from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.registry import GeneratorCache
 from test_diffusers_pipeline import tiny_pipeline_folder  # noqa: F401 - a fixture: a tiny SD pipeline folder
 
@@ -30,7 +31,7 @@ def pixels(image) -> np.ndarray:
 def fake_clock(monkeypatch):
     """Deadlines read this clock; tests move it forward instead of sleeping."""
     now = [1000.0]
-    monkeypatch.setattr(limits, "monotonic", lambda: now[0])
+    monkeypatch.setattr(guards, "monotonic", lambda: now[0])
     return now
 
 
@@ -88,10 +89,10 @@ def test_out_of_memory_empties_the_cache_and_asks_for_a_smaller_batch(monkeypatc
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     with pytest.raises(genimg.OutOfMemory, match="batch smaller than 8"):
-        limits.call_freeing_memory_on_oom(runs_out, batch_size=8)
+        guards.call_freeing_memory_on_oom(runs_out, batch_size=8)
     assert emptied
     with pytest.raises(RuntimeError, match="something else"):  # other errors pass through untouched
-        limits.call_freeing_memory_on_oom(lambda: (_ for _ in ()).throw(RuntimeError("something else")), 1)
+        guards.call_freeing_memory_on_oom(lambda: (_ for _ in ()).throw(RuntimeError("something else")), 1)
 
 
 @pytest.mark.parametrize("model", ["/etc", "/etc/passwd", "../..", "..", "~", "assets/../..", "a/b/c"])
@@ -115,7 +116,7 @@ def test_hub_ids_and_folders_inside_allowed_ones_pass(tmp_path, monkeypatch):
         check_model_source("etc/passwd", [tmp_path])
     other = tmp_path.parent / "other-models"
     monkeypatch.setenv("GENIMG_MODEL_DIRS", f"{other}{os.pathsep}/nonexistent")
-    folders = limits.allowed_model_folders(ROOT / "assets")
+    folders = allowed_model_folders(ROOT / "assets")
     assert folders[0] == ROOT / "assets" and other in folders
     assert check_model_source(str(other / "x"), folders) == str((other / "x").resolve())
 

@@ -3,7 +3,7 @@ import json
 
 from PIL import Image
 
-from genimg import report
+from genimg.serve import report
 from genimg.timing import Generation
 
 

@@ -10,5 +10,5 @@ ${PYTHON:-python3} -m pip install -q --no-index --no-deps --target /tmp/site .wh
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv
 # Without compile first (a minute): CUDA graphs alone, and a result even if the compile run is cut short.
-${PYTHON:-python3} -m genimg.bench_gpu --no-compile --rounds 10 --out "$out/eager" 2>&1 | tee "$out/eager.log"
-timeout 400 ${PYTHON:-python3} -m genimg.bench_gpu --rounds 10 --out "$out/compile" 2>&1 | tee "$out/compile.log"
+${PYTHON:-python3} -m genimg.bench.gpu --no-compile --rounds 10 --out "$out/eager" 2>&1 | tee "$out/eager.log"
+timeout 400 ${PYTHON:-python3} -m genimg.bench.gpu --rounds 10 --out "$out/compile" 2>&1 | tee "$out/compile.log"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,12 +10,11 @@ from PIL import Image
 
 from genimg.concepts import ConceptIndex, ConceptMatch
 from genimg.errors import InvalidRequest
-from genimg.limits import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
+from genimg.guards import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
 from genimg.text import TextEmbeddings, TextEncoder
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
 TRUNCATED_NOTE = "The prompt was longer than the text encoder's context and was truncated."
 
 

@@ -14,7 +14,7 @@ import torch
 from genimg.accel import add_note
 from genimg.backends.base import BaseGenerator, single_image_requests, to_pil
 from genimg.errors import ModelLoadError
-from genimg.limits import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
+from genimg.guards import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
 from genimg.options import Request, SpeedOptions
 from genimg.sampling import guided_step_count
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory, synchronize

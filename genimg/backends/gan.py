@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise
+from genimg.assets import ASSETS
+from genimg.backends.base import BaseGenerator, seeded_noise
 from genimg.models.gan import TextConditionalGenerator
 from genimg.options import SpeedOptions
 from genimg.accel import note_inapplicable, prepare_module

@@ -13,7 +13,8 @@ from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from diffusers import DDPMScheduler
 
 from genimg.accel import add_note, prepare_module
-from genimg.backends.base import ASSETS, BaseGenerator, seeded_noise, step_generators
+from genimg.assets import ASSETS
+from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
 from genimg.options import SpeedOptions
 from genimg.sampling import denoise, make_scheduler
 

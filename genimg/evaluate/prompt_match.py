@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from genimg.backends.base import ASSETS
+from genimg.assets import ASSETS
 from genimg.errors import GenimgError, InvalidRequest
 from genimg.options import Request, clean_prompt
 from genimg.timing import StageTimer

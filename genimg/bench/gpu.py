@@ -1,4 +1,4 @@
-"""``python -m genimg.bench_gpu``: SD-1.5 and SD-Turbo architectures at 512x512 (random weights, built from configs
+"""``python -m genimg.bench.gpu``: SD-1.5 and SD-Turbo architectures at 512x512 (random weights, built from configs
 written here, nothing downloaded): stock diffusers fp16 against genimg's fastest path on identical modules.
 
 genimg's path: the same UNet/VAE/text encoder (same seed, same weights), fp16, channels_last, fused QKV, the prompt
@@ -288,7 +288,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genimg.bench_gpu", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m genimg.bench.gpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny models on any device (a CPU smoke test)")
     parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
     parser.add_argument("--out", default="outputs/bench-gpu")
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.float16 if device.startswith("cuda") else torch.float32  # fp16 is unusably slow on CPUs
     compile = not args.no_compile and not args.tiny  # compiling even tiny models takes minutes on a CPU
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
-    report = {"device": name, "torch": torch.__version__, "command": "python -m genimg.bench_gpu " + " ".join(
+    report = {"device": name, "torch": torch.__version__, "command": "python -m genimg.bench.gpu " + " ".join(
         argv if argv is not None else sys.argv[1:]), "results": []}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

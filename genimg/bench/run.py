@@ -19,125 +19,14 @@ import dataclasses
 import os
 import statistics
 import time
-from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
-from genimg.bench_report import add_stock_ratios, check_targets, headline_rows
-from genimg.bench_runners import STOCK, FloorRunner, GenimgRunner, make_runner
+from genimg.bench.config import STOCK, BenchConfig, BenchSettings
+from genimg.bench.report import add_stock_ratios, check_targets, headline_rows
+from genimg.bench.runners import FloorRunner, GenimgRunner, make_runner
 from genimg.options import SpeedOptions
-
-PROMPTS = ("a slice of pizza", "a red apple", "a grinning face", "a dog face", "a rocket", "a red heart", "a sun",
-           "a snowman", "a banana", "a cat face", "a soccer ball", "a birthday cake")
-LATENT_BACKENDS = ("latent", "latent-lcm", STOCK)
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """One benchmarked configuration: a backend, its speed options and the request shape."""
-
-    backend: str  # gan | vae | latent | latent-lcm | stock (diffusers StableDiffusionPipeline, embedded weights)
-    batch_size: int = 1
-    steps: int | None = None
-    precision: str = "fp32"
-    scheduler: str | None = None
-    compile: bool = False
-    channels_last: bool = False
-    tiny_decoder: bool = False
-    fuse_qkv: bool = False
-    cuda_graphs: bool = False
-    prompt_cache: bool = True
-    guidance_cutoff: float | None = None
-
-    def speed_options(self, device: str) -> SpeedOptions:
-        # Concept matching off: the prompts reach the models as typed, as they reach stock diffusers.
-        return SpeedOptions(device=device, precision=self.precision, scheduler=self.scheduler, compile=self.compile,
-                            channels_last=self.channels_last, tiny_decoder=self.tiny_decoder,
-                            cuda_graphs=self.cuda_graphs, fuse_qkv=self.fuse_qkv, match_concepts=False,
-                            guidance_cutoff=self.guidance_cutoff)
-
-    @property
-    def options_label(self) -> str:
-        flags = [self.precision] + [name for name in ("compile", "channels_last", "fuse_qkv", "tiny_decoder",
-                                                      "cuda_graphs") if getattr(self, name)]
-        if self.guidance_cutoff is not None:
-            flags.append(f"cfg_cutoff{self.guidance_cutoff:g}")
-        if self.scheduler:
-            flags.append(self.scheduler)
-        if not self.prompt_cache:
-            flags.append("no prompt cache")
-        return "+".join(flags)
-
-    @property
-    def label(self) -> str:
-        name = "stock diffusers" if self.backend == STOCK else self.backend
-        steps = f" {self.steps} step{'s' if self.steps != 1 else ''}" if self.steps else ""
-        return f"{name}{steps} {self.options_label} bs{self.batch_size}"
-
-    @property
-    def quality_key(self) -> "BenchConfig":
-        """What the images depend on: not the batch size, not whether the prompt embedding came from the cache."""
-        return dataclasses.replace(self, batch_size=1, prompt_cache=True)
-
-    @property
-    def is_latent(self) -> bool:
-        return self.backend in LATENT_BACKENDS
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    warmup_rounds: int = 2
-    rounds: int = 10
-    floor_rounds: int = 10
-    prompts: tuple = PROMPTS
-    images_per_prompt: int = 2
-    device: str = "auto"
-    progress: bool = True
-
-
-def quick_sweep(stock_steps: int = 4) -> list[BenchConfig]:
-    """About a minute on 2 CPU cores: no torch.compile, batch 1 and one small batch."""
-    return [
-        BenchConfig("gan"), BenchConfig("gan", precision="bf16", channels_last=True),
-        BenchConfig("latent", steps=20),  # the teacher at its default steps: the quality reference
-        BenchConfig(STOCK, steps=stock_steps), BenchConfig("latent", steps=stock_steps),
-        BenchConfig("latent", steps=stock_steps, precision="bf16"),
-        BenchConfig("latent-lcm", steps=1, precision="bf16", tiny_decoder=True, batch_size=4),
-    ]
-
-
-def full_sweep(stock_steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
-    """Backends x options x batch sizes, fp32 and bf16 alike (which is faster depends on the CPU: bf16 wins where it
-    has native bf16 units, e.g. Zen 4, and loses on CPUs that emulate it); 10-15 minutes on 2 CPU cores."""
-    s, bf16 = stock_steps, dict(precision="bf16")
-    return [
-        BenchConfig("gan"), BenchConfig("gan", **bf16), BenchConfig("gan", channels_last=True, **bf16),
-        BenchConfig("gan", channels_last=True, compile=True, **bf16), BenchConfig("gan", channels_last=True, compile=True),
-        BenchConfig("gan", channels_last=True, batch_size=big_batch, **bf16),
-        BenchConfig("vae"), BenchConfig("vae", channels_last=True, **bf16),
-        BenchConfig("latent", steps=20),
-        BenchConfig(STOCK, steps=s), BenchConfig(STOCK, steps=s, batch_size=big_batch),
-        BenchConfig("latent", steps=s), BenchConfig("latent", steps=s, **bf16),
-        BenchConfig("latent", steps=s, prompt_cache=False, **bf16),
-        BenchConfig("latent", steps=s, fuse_qkv=True, **bf16),
-        BenchConfig("latent", steps=s, channels_last=True, **bf16),
-        BenchConfig("latent", steps=s, scheduler="euler", **bf16),
-        BenchConfig("latent", steps=s, compile=True, **bf16), BenchConfig("latent", steps=s, compile=True),
-        # Guidance on the first half of the steps only (diffusers' dynamic CFG): same weights and steps, fewer passes.
-        BenchConfig("latent", steps=s, compile=True, guidance_cutoff=0.5, **bf16),
-        BenchConfig("latent", steps=s, compile=True, guidance_cutoff=0.5),
-        BenchConfig("latent", steps=s, compile=True, batch_size=big_batch, **bf16),
-        BenchConfig("latent", steps=s, compile=True, batch_size=big_batch),
-        BenchConfig("latent", steps=s, compile=True, guidance_cutoff=0.5, batch_size=big_batch),
-        BenchConfig("latent", steps=s, compile=True, tiny_decoder=True, **bf16),
-        BenchConfig("latent-lcm", steps=4, **bf16),
-        BenchConfig("latent-lcm", steps=2, tiny_decoder=True, **bf16),
-        BenchConfig("latent-lcm", steps=1, tiny_decoder=True, **bf16),
-        BenchConfig("latent-lcm", steps=1, tiny_decoder=True, compile=True, batch_size=big_batch, **bf16),
-        BenchConfig("latent-lcm", steps=1, tiny_decoder=True, compile=True, batch_size=big_batch),
-    ]
-
 
 def process_rss_bytes() -> int | None:
     try:
@@ -231,7 +120,7 @@ def score_configs(runners, rows, settings: BenchSettings) -> None:
     Images for one prompt come from one batch where possible; a compiled configuration keeps its own batch size, as
     another one would compile again.
     """
-    from genimg.quality import default_judge
+    from genimg.evaluate.judge import default_judge
 
     judge, scores = default_judge(), {}
     todo = {}
@@ -315,7 +204,7 @@ def _import_everything() -> None:
     import genimg.backends.gan  # noqa: F401
     import genimg.backends.latent  # noqa: F401
     import genimg.backends.vae  # noqa: F401
-    import genimg.quality  # noqa: F401
+    import genimg.evaluate.judge  # noqa: F401
 
 
 def run_bench(configs: list[BenchConfig], settings: BenchSettings = BenchSettings()) -> dict:

@@ -14,7 +14,7 @@ import weakref
 from concurrent.futures import Future
 
 from genimg.errors import GenerationTimeout, GenimgError
-from genimg.limits import Deadline
+from genimg.guards import Deadline
 from genimg.options import Request
 from genimg.timing import Generation
 

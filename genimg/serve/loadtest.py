@@ -1,8 +1,8 @@
 """A bounded load test of the app on this machine: N concurrent API clients for M seconds, then a report.
 
-    python -m genimg.loadtest --clients 4 --seconds 30 --backend gan
-    python -m genimg.loadtest --clients 8 --seconds 30 --backend latent-lcm --compare-batching
-    python -m genimg.loadtest --url http://127.0.0.1:7860/ --endpoint generate --batch-size 4
+    python -m genimg.serve.loadtest --clients 4 --seconds 30 --backend gan
+    python -m genimg.serve.loadtest --clients 8 --seconds 30 --backend latent-lcm --compare-batching
+    python -m genimg.serve.loadtest --url http://127.0.0.1:7860/ --endpoint generate --batch-size 4
 
 Without --url it starts ``python app.py`` on a free loopback port (and stops it afterwards); with --url it drives an
 app already running on this machine. Only loopback addresses are accepted. Every client is a gradio_client session
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
 START_TIMEOUT_S = 180
@@ -144,7 +144,7 @@ def run_clients(url: str, args: argparse.Namespace, max_batch: int | None = None
 def run_in_process(args: argparse.Namespace, max_batch: int) -> LoadReport:
     """The same clients calling genimg's MicroBatcher directly: the model's share of the numbers, without HTTP."""
     import genimg
-    from genimg.batching import MicroBatcher
+    from genimg.serve.batching import MicroBatcher
 
     batcher = MicroBatcher(genimg.load(args.backend, precision=args.precision), max_batch)
 
@@ -200,7 +200,7 @@ def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m genimg.loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m genimg.serve.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--backend", default="gan")

@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+from genimg.bench.config import BenchConfig
+
 CSV_COLUMNS = ("label", "backend", "options", "batch_size", "steps", "guidance", "median_ms", "q1_ms", "q3_ms",
                "min_ms", "max_ms", "images_per_s", "speedup_vs_stock", "same_steps_and_weights", "score",
                "first_call_ms", "load_ms", "first_generation_ms", "rss_delta_mb", "peak_memory_mb", "stages_ms",
@@ -47,7 +49,6 @@ def headline_rows(rows: list[dict]) -> tuple[dict | None, dict | None, dict | No
 def teacher_row(rows: list[dict]) -> dict | None:
     """The quality reference: the embedded teacher at its default steps, fp32, no speed options."""
     from genimg.backends.latent import LatentGenerator
-    from genimg.bench import BenchConfig
 
     plain = BenchConfig("latent", steps=LatentGenerator.default_steps)
     return next((row for row in rows if BenchConfig(**row["config"]).quality_key == plain), None)

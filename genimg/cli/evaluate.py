@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from genimg.errors import GenimgError
-from genimg.evaluate import CONFIGS, evaluate, select_configs, to_markdown
+from genimg.evaluate.prompt_match import CONFIGS, evaluate, select_configs, to_markdown
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +41,7 @@ def save_grid(images: np.ndarray, path: Path, columns: int = 8) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from genimg.quality import PromptJudge
+    from genimg.evaluate.judge import PromptJudge
     from genimg.train.data import load_dataset
 
     if args.limit < 1:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genimg.backends.base import ASSETS
+from genimg.assets import ASSETS
 from genimg.models.judge import Judge
 from genimg.text import TextEncoder
 

@@ -6,8 +6,9 @@ import json
 import shlex
 import sys
 
-from genimg.bench import PROMPTS, BenchSettings, full_sweep, quick_sweep, run_bench
-from genimg.bench_report import markdown, plot, write_report
+from genimg.bench.config import PROMPTS, BenchSettings, full_sweep, quick_sweep
+from genimg.bench.run import run_bench
+from genimg.bench.report import markdown, plot, write_report
 
 
 def add_parser(subparsers) -> None:

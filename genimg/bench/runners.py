@@ -1,21 +1,15 @@
 """What the benchmark runs: a genimg configuration, stock diffusers on the same weights, and a configuration's
-compute floor (its modules' forward passes alone). ``genimg.bench`` times them."""
+compute floor (its modules' forward passes alone). ``genimg.bench.run`` times them."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import torch
 
+from genimg.bench.config import STOCK, TIMING_PROMPT, BenchConfig
 from genimg.options import SpeedOptions
 from genimg.sampling import guided_step_count
 from genimg.timing import Generation, peak_memory_bytes, reset_peak_memory, synchronize
-
-if TYPE_CHECKING:
-    from genimg.bench import BenchConfig
-
-TIMING_PROMPT = "a slice of pizza"
-STOCK = "stock"  # the backend name of the stock diffusers baseline
 
 
 class GenimgRunner:

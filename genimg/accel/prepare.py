@@ -1,0 +1,45 @@
+"""Applying speed options to one module, in order. Each option is a no-op where the hardware cannot use it, and
+says so.
+
+Measured on a 2-core AMD EPYC (Zen 4, AVX-512 BF16), the 9M-parameter UNet at 16x16 latents, batch 2, bf16:
+torch.compile with inductor *freezing* (weights folded into the graph, oneDNN weight prepacking) roughly halves the
+forward time; plain torch.compile without freezing gains little. channels_last and fused QKV did not help this
+small UNet in eager mode on CPU; they are applied when asked, and the benchmark shows what they do.
+"""
+from __future__ import annotations
+
+import torch
+
+from genimg.accel.cuda_graphs import CudaGraphed
+from genimg.accel.fuse import fuse_qkv
+from genimg.accel.inductor import compile_module
+from genimg.accel.notes import add_note
+from genimg.options import SpeedOptions
+
+
+def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str],
+                   name: str = "model") -> torch.nn.Module:
+    """Fused QKV, channels_last, then torch.compile or CUDA graphs, as asked; ``notes`` says what was skipped."""
+    if options.precision == "bf16" and options.device == "cpu" and not _cpu_has_bf16():
+        add_note(notes, "bf16: this CPU has no native bf16 instructions (AVX512-BF16/AMX), so bf16 runs emulated and "
+                        "may be slower than fp32.")
+    if options.fuse_qkv:
+        fuse_qkv(module, notes, name)
+    if options.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    on_cuda = options.device.startswith("cuda")
+    if options.cuda_graphs and not on_cuda:
+        add_note(notes, f"CUDA graphs need a CUDA GPU; ignored on {options.device}.")
+    if options.compile:
+        return compile_module(module, options, notes)
+    if options.cuda_graphs and on_cuda:
+        add_note(notes, "CUDA graphs: each input shape is captured on its first call (warm-up), then replayed.")
+        return CudaGraphed(module)
+    return module
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
