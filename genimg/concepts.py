@@ -20,6 +20,11 @@ from genimg.assets import ASSETS
 from genimg.errors import ModelLoadError
 
 CONCEPTS = ASSETS / "concepts"
+# Captions of other emoji within this cosine of the best one are other senses of the same words: "turkey" is both
+# the bird's name and an alias of the flag of Türkiye, and MiniLM (uncased) gives the two captions one embedding.
+AMBIGUITY_MARGIN = 0.02
+# ... and only where the words themselves matched (a caption this near): a weak nearest neighbour has no "senses".
+AMBIGUOUS_ABOVE = 0.8
 
 
 @dataclass(frozen=True)
@@ -28,9 +33,13 @@ class ConceptMatch:
     concept: str  # the emoji name the generator draws
     caption: str  # the training caption closest to the prompt
     similarity: float  # cosine of the MiniLM sentence embeddings, -1..1
+    ambiguous_with: tuple = ()  # other emoji the prompt matched as closely (other senses of its words)
 
     def as_info(self) -> dict:
-        return {"concept": self.concept, "matched_caption": self.caption, "similarity": round(self.similarity, 3)}
+        info = {"concept": self.concept, "matched_caption": self.caption, "similarity": round(self.similarity, 3)}
+        if self.ambiguous_with:
+            info["ambiguous_with"] = list(self.ambiguous_with)
+        return info
 
 
 class ConceptIndex:
@@ -66,8 +75,27 @@ class ConceptIndex:
         (folder / "concepts.json").write_text(json.dumps({"names": self.names, "captions": self.captions}) + "\n")
 
     def match(self, prompts: list[str], sentence_embeddings: torch.Tensor) -> list[ConceptMatch]:
-        """The nearest caption to each prompt's (L2-normalised) sentence embedding."""
+        """The nearest caption to each prompt's (L2-normalised) sentence embedding; where captions of several emoji
+        are about as near (within AMBIGUITY_MARGIN), the common sense of the words wins (see ``_common_sense``)."""
         similarity = sentence_embeddings.float() @ self.embeddings.T
-        best_similarity, best = similarity.max(dim=1)
-        return [ConceptMatch(prompt, self.names[self.emoji_of_caption[index]], self.captions[index], float(value))
-                for prompt, index, value in zip(prompts, best.tolist(), best_similarity.tolist())]
+        nearest = similarity.topk(min(16, similarity.shape[1]), dim=1)
+        return [self._common_sense(prompt, values.tolist(), indices.tolist())
+                for prompt, values, indices in zip(prompts, nearest.values, nearest.indices)]
+
+    def _common_sense(self, prompt: str, values: list[float], indices: list[int]) -> ConceptMatch:
+        """Among the emoji whose best caption is within the margin of the nearest one, the emoji whose own name
+        (or "a/an <name>") the prompt matched beats one matched through an alias: "turkey" is the bird, whose name
+        it is, not the flag of Türkiye, whose alias it is. Otherwise the nearest caption wins."""
+        senses = {}  # emoji -> (similarity, caption index) of its nearest caption, nearest emoji first
+        for value, index in zip(values, indices):
+            if value < values[0] - AMBIGUITY_MARGIN or (senses and values[0] < AMBIGUOUS_ABOVE):
+                break
+            senses.setdefault(int(self.emoji_of_caption[index]), (value, index))
+        chosen = max(senses, key=lambda emoji: (self._is_own_name(emoji, senses[emoji][1]), senses[emoji][0]))
+        value, index = senses[chosen]
+        others = tuple(self.names[emoji] for emoji in senses if emoji != chosen)
+        return ConceptMatch(prompt, self.names[chosen], self.captions[index], float(value), others)
+
+    def _is_own_name(self, emoji: int, caption_index: int) -> bool:
+        name, caption = self.names[emoji].casefold(), self.captions[caption_index].casefold()
+        return caption in (name, f"a {name}", f"an {name}")

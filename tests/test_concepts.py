@@ -62,3 +62,27 @@ def test_a_batch_of_requests_is_matched_one_by_one():
     results = generator.generate_batch(["a yellow banana", "a glazed donut"], [1, 2])
     assert [r.info["drawn_as"]["concept"] for r in results] == ["banana", "doughnut"]
     assert generator.generate("a yellow banana", batch_size=2).info["drawn_as"]["concept"] == "banana"
+
+
+def test_a_word_shared_by_two_emoji_draws_its_common_sense_and_says_so():
+    index, encoder = ConceptIndex.load(), TextEncoder()
+    prompts = ["turkey", "Turkey flag", "a turkey", "a slice of pizza"]
+    bird, flag, article, pizza = index.match(prompts, encoder.encode(prompts).pooled)
+    # "turkey" is the bird's name and an alias of the flag of Türkiye; MiniLM is uncased, so both captions tie.
+    assert bird.concept == "turkey" and bird.ambiguous_with == ("Türkiye",)
+    assert bird.as_info()["ambiguous_with"] == ["Türkiye"]
+    assert flag.concept == "Türkiye" and not flag.ambiguous_with  # one more word picks the other sense
+    assert article.concept == "turkey"
+    assert not pizza.ambiguous_with and "ambiguous_with" not in pizza.as_info()
+
+
+def test_near_ties_prefer_an_emoji_matched_by_its_own_name_over_an_alias():
+    embeddings = unit_rows(3)
+    # Captions 0 and 1 are the same words (one embedding): an alias of "Türkiye" and the name of "turkey".
+    index = ConceptIndex(["Türkiye", "turkey"], ["Turkey", "turkey", "a turkey"], torch.tensor([0, 1, 1]),
+                         torch.stack([embeddings[0], embeddings[0], embeddings[2]]))
+    match, = index.match(["turkey"], embeddings[:1])
+    assert (match.concept, match.caption, match.ambiguous_with) == ("turkey", "turkey", ("Türkiye",))
+    far = torch.nn.functional.normalize(embeddings[0] + 3 * unit_rows(1, seed=5)[0], dim=-1)
+    weak, = index.match(["something else"], far[None])
+    assert weak.similarity < 0.8 and weak.ambiguous_with == ()  # a weak neighbour is no sense of the words

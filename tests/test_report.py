@@ -67,3 +67,12 @@ def test_newest_bench_result_prefers_the_first_folder_with_results(tmp_path):
     first.mkdir()
     (first / "empty.json").write_text(json.dumps({"results": []}))
     assert "holds no result rows" in report.newest_bench_result([first, second], tmp_path)[1]
+
+
+def test_an_ambiguous_prompt_says_what_else_it_could_mean():
+    info = {"drawn_as": {"concept": "turkey", "matched_caption": "turkey", "similarity": 1.0,
+                         "ambiguous_with": ["Türkiye"]}}
+    lines = report.drawn_as_lines(info)
+    assert lines[0].startswith("- **Drawn as** turkey") and "Türkiye" in lines[1]
+    assert len(report.drawn_as_lines({"drawn_as": {"concept": "pizza", "matched_caption": "a pizza",
+                                                   "similarity": 0.84}})) == 1

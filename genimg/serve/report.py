@@ -17,8 +17,12 @@ def drawn_as_lines(info: dict) -> list[str]:
     match = info.get("drawn_as")
     if not match:
         return []
-    return [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
-            f"similarity {match['similarity']:.2f})"]
+    lines = [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
+             f"similarity {match['similarity']:.2f})"]
+    if match.get("ambiguous_with"):
+        lines.append(f"- The prompt could also mean {', '.join(match['ambiguous_with'])}: the common sense of the words "
+                     "was drawn; add a word to pick another (\"turkey flag\").")
+    return lines
 
 
 def latency_markdown(result, scores: list[float], load_s: float | None = None, warmed_up: bool = False) -> str:
