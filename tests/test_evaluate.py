@@ -96,7 +96,7 @@ def test_generating_many_prompts_in_one_batch_matches_generate():
 @needs_font
 def test_evaluate_cli_writes_the_report(emoji, tmp_path, capsys):
     assert main(["evaluate", "--backends", "gan", "--limit", "2", "--latency-runs", "1", "--out", str(tmp_path),
-                 "--json"]) == 0
+                 "--misses", str(tmp_path / "misses"), "--json"]) == 0
     report = json.loads((tmp_path / "eval.json").read_text())
     assert json.loads(capsys.readouterr().out) == report
     assert {"dataset", "prompt_sets", "settings", "rows", "targets", "per_prompt", "seconds"} <= set(report)
@@ -114,3 +114,8 @@ def test_evaluate_cli_writes_the_report(emoji, tmp_path, capsys):
     assert [entry["prompt"] for entry in matched] == list(PARAPHRASES)
     assert len(report["per_prompt"]["gan"]["names"]) == 2
     assert (tmp_path / "eval.md").read_text().startswith("Top-1 / top-5")
+    families = report["families"]["gan"]["paraphrases"]
+    assert sum(family["count"] for family in families.values()) == len(PARAPHRASES)
+    assert "Top-5 by family, names" in (tmp_path / "eval.md").read_text()
+    missed = [entry for entry in matched if entry["judge_rank"] >= 5 or entry["pixels_rank"] >= 5]
+    assert (tmp_path / "misses" / "gan-paraphrases_matched.png").exists() == bool(missed)

@@ -10,7 +10,9 @@ import numpy as np
 from PIL import Image
 
 from genimg.errors import GenimgError
-from genimg.evaluate.prompt_match import CONFIGS, evaluate, select_configs, to_markdown
+from genimg.evaluate.misses import contact_sheet, family_breakdown, family_markdown
+from genimg.evaluate.prompt_match import (CONFIGS, evaluate, name_prompts, paraphrase_prompts, select_configs,
+                                         to_markdown)
 
 
 def add_parser(subparsers) -> None:
@@ -27,6 +29,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--latency-runs", type=int, default=3, help="timed batches of 8 per config")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grids", help="also save a grid of the first 32 generations per config to this folder")
+    parser.add_argument("--misses", help="also save a contact sheet of each config's misses (intended | generated | "
+                                         "what the judge saw) to this folder")
     parser.set_defaults(handler=main)
 
 
@@ -40,6 +44,17 @@ def save_grid(images: np.ndarray, path: Path, columns: int = 8) -> None:
     grid.save(path)
 
 
+def save_misses(report: dict, generated: dict, dataset, folder: Path, limit: int, seed: int) -> None:
+    """One contact sheet per config and prompt set that missed anything: ``folder/<config>-<set>.png``."""
+    sets = {"names": name_prompts(dataset, limit, seed), "paraphrases": paraphrase_prompts(dataset)}
+    sets["paraphrases_matched"] = sets["paraphrases"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for (label, set_name), images in generated.items():
+        sheet = contact_sheet(report["per_prompt"][label][set_name], sets[set_name], images, dataset.images)
+        if sheet is not None:
+            sheet.save(folder / f"{label}-{set_name}.png")
+
+
 def main(args: argparse.Namespace) -> int:
     from genimg.evaluate.judge import PromptJudge
     from genimg.train.data import load_dataset
@@ -47,25 +62,31 @@ def main(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("error: --limit must be at least 1", file=sys.stderr)
         return 2
-    on_images = None
-    if args.grids:
-        grids = Path(args.grids)
-        grids.mkdir(parents=True, exist_ok=True)
+    generated = {}
 
-        def on_images(label, set_name, images):
-            save_grid(images, grids / f"{label}-{set_name}.png")
+    def on_images(label, set_name, images):
+        if args.grids:
+            Path(args.grids).mkdir(parents=True, exist_ok=True)
+            save_grid(images, Path(args.grids) / f"{label}-{set_name}.png")
+        if args.misses:
+            generated[label, set_name] = images
 
     try:
         configs = select_configs(args.backends)
-        report = evaluate(load_dataset("emoji"), configs, PromptJudge(), limit=args.limit, seed=args.seed,
+        dataset = load_dataset("emoji")
+        report = evaluate(dataset, configs, PromptJudge(), limit=args.limit, seed=args.seed,
                           batch_size=args.batch_size, latency_runs=args.latency_runs, device=args.device,
                           precision=args.precision, on_images=on_images)
     except (GenimgError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    report["families"] = family_breakdown(report["per_prompt"], dataset.names, dataset.chars)
+    if args.misses:
+        save_misses(report, generated, dataset, Path(args.misses), args.limit, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = to_markdown(report)
+    markdown = "\n".join([to_markdown(report), family_markdown(report["families"], "names"),
+                          family_markdown(report["families"], "paraphrases_matched")])
     (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "eval.md").write_text(markdown)
     print(json.dumps(report, indent=1) if args.json else markdown)
