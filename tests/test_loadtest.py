@@ -27,9 +27,15 @@ def test_unbounded_or_contradictory_runs_are_refused(arguments):
 
 @pytest.mark.slow
 def test_a_tiny_load_test_serves_every_request(capsys, tmp_path):
-    assert loadtest.main(["--clients", "2", "--seconds", "3", "--backend", "gan", "--json",
-                          "--log", str(tmp_path / "app.log")]) == 0
-    [report] = json.loads(capsys.readouterr().out)
+    assert loadtest.main(["--clients", "2", "--seconds", "3", "--backend", "gan", "--json", "--profile",
+                          "--engine-ratio", "--log", str(tmp_path / "app.log")]) == 0
+    output = json.loads(capsys.readouterr().out)
+    [report], [ratio] = output["reports"], output["engine_ratios"]
     assert report["served"] >= 2 and report["errors"] == 0
     assert report["p95_ms"] >= report["p50_ms"] > 0 and report["images_per_s"] > 0
     assert report["mean_batch"] >= 1 and report["clients"] == 2
+    assert 0 < report["engine_p50_ms"] < report["p50_ms"]  # the generation is part of what the client waited for
+    phases = report["server_p50_ms"]  # Gradio's own traces of the requests that were timed
+    assert phases["total"] >= phases["fn_call"] > 0 and phases["queue_wait"] >= 0
+    assert ratio["batch"] == max(1, round(report["mean_batch"])) and ratio["engine_images_per_s"] > 0
+    assert ratio["ratio"] == pytest.approx(report["images_per_s"] / ratio["engine_images_per_s"])

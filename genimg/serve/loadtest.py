@@ -48,10 +48,14 @@ class LoadReport:
     requests_per_s: float = 0.0
     images_per_s: float = 0.0
     mean_batch: float | None = None  # one-image endpoint: how many requests shared a pass, on average
+    engine_p50_ms: float | None = None  # one-image endpoint: the generation's own time (result timings), median
+    server_p50_ms: dict | None = None  # --profile: Gradio's per-phase trace medians (queue_wait, fn_call, ...)
     error_messages: list = field(default_factory=list)
 
     def line(self) -> str:
         batch = "" if self.mean_batch is None else f", mean batch {self.mean_batch:.1f}"
+        if self.engine_p50_ms is not None:
+            batch += f", engine p50 {self.engine_p50_ms:,.1f} ms"
         percentiles = "n/a" if self.p50_ms is None else f"{self.p50_ms:,.0f} / {self.p95_ms:,.0f} ms"
         return (f"{self.endpoint} {self.backend} x{self.clients} clients, {self.wall_s:.0f} s"
                 f"{'' if self.max_batch is None else f', max batch {self.max_batch}'}: {self.served} served, "
@@ -83,13 +87,15 @@ def free_port() -> int:
 class LaunchedApp:
     """``python app.py`` on a free loopback port, stopped (terminate, then kill) when the block ends."""
 
-    def __init__(self, max_batch: int | None = None, log_path: Path | None = None):
+    def __init__(self, max_batch: int | None = None, log_path: Path | None = None, profile: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
                     "GRADIO_ANALYTICS_ENABLED": "False"}
         if max_batch is not None:
             self.env["GENIMG_MAX_BATCH"] = str(max_batch)
+        if profile:  # Gradio's request tracing: /gradio_api/profiling/traces
+            self.env["GRADIO_PROFILING"] = "1"
         self.log_path = log_path
 
     def __enter__(self) -> "LaunchedApp":
@@ -131,14 +137,30 @@ def run_clients(url: str, args: argparse.Namespace, max_batch: int | None = None
     def make_sender(client_index: int):
         client = Client(url, verbose=False)
 
-        def send(index: int) -> int | None:
+        def send(index: int) -> dict | None:
             positional, keywords = request_arguments(args, index)
             result = client.predict(*positional, **keywords)
-            return result[1]["batched_with"] if args.endpoint == "generate_one" else None
+            return result[1] if args.endpoint == "generate_one" else None
 
         return send
 
-    return measure(args, make_sender, max_batch, args.endpoint)
+    report, wall_start = measure(args, make_sender, max_batch, args.endpoint)
+    if args.profile:
+        report.server_p50_ms = server_phases(url, args.endpoint, wall_start)
+    return report
+
+
+def server_phases(url: str, endpoint: str, since: float) -> dict | None:
+    """Medians of Gradio's own request traces (GRADIO_PROFILING=1) for ``endpoint`` since ``since`` (time.time):
+    queue wait, preprocess, the function call, postprocess (saving images to the cache) and their total."""
+    try:
+        with urllib.request.urlopen(url + "gradio_api/profiling/traces", timeout=10) as response:
+            traces = json.loads(response.read())
+    except OSError:
+        return None  # the app runs without GRADIO_PROFILING=1
+    traces = [t for t in traces if t["fn_name"] == endpoint and t["timestamp"] >= since]
+    phases = ("queue_wait", "preprocess", "fn_call", "postprocess", "postprocess_save_pil_to_cache", "total")
+    return {phase: percentile([t[f"{phase}_ms"] for t in traces], 0.5) for phase in phases} if traces else None
 
 
 def run_in_process(args: argparse.Namespace, max_batch: int) -> LoadReport:
@@ -149,21 +171,23 @@ def run_in_process(args: argparse.Namespace, max_batch: int) -> LoadReport:
     batcher = MicroBatcher(genimg.load(args.backend, precision=args.precision), max_batch)
 
     def make_sender(client_index: int):
-        def send(index: int) -> int:
+        def send(index: int) -> dict:
             prompt = PROMPTS[index % len(PROMPTS)]
-            return batcher.generate(prompt, steps=args.steps or None, seed=index).info["batched_with"]
+            result = batcher.generate(prompt, steps=args.steps or None, seed=index)
+            return {"batched_with": result.info["batched_with"], "timings_ms": result.timings}
 
         return send
 
-    return measure(args, make_sender, max_batch, "in-process")
+    return measure(args, make_sender, max_batch, "in-process")[0]
 
 
-def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoint: str) -> LoadReport:
+def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoint: str) -> tuple[LoadReport, float]:
     """Every client sends WARM_UP_REQUESTS unmeasured requests (model loading, first calls per batch size), then all
     start together and send one request after another for ``args.seconds``."""
-    latencies, batches, errors, lock = [], [], [], threading.Lock()
+    latencies, batches, engine_ms, errors, lock = [], [], [], [], threading.Lock()
     clock = {}
-    everyone_warm = threading.Barrier(args.clients, action=lambda: clock.update(start=time.perf_counter()))
+    everyone_warm = threading.Barrier(args.clients, action=lambda: clock.update(start=time.perf_counter(),
+                                                                               wall_start=time.time()))
 
     def client_loop(client_index: int) -> None:
         send = make_sender(client_index)
@@ -174,15 +198,16 @@ def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoi
         while time.perf_counter() < clock["start"] + args.seconds:
             began, index = time.perf_counter(), index + 1
             try:
-                batched_with = send(index)
+                info = send(index)
             except Exception as error:  # noqa: BLE001 - counted and reported, the client carries on
                 with lock:
                     errors.append(f"{type(error).__name__}: {error}"[:200])
                 continue
             with lock:
                 latencies.append((time.perf_counter() - began) * 1000)
-                if batched_with is not None:
-                    batches.append(batched_with)
+                if info is not None:
+                    batches.append(info["batched_with"])
+                    engine_ms.append(info["timings_ms"]["total"])
 
     threads = [threading.Thread(target=client_loop, args=(index,), daemon=True) for index in range(args.clients)]
     for thread in threads:
@@ -196,7 +221,27 @@ def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoi
         served=len(latencies), errors=len(errors), images=len(latencies) * images_per_request, wall_s=wall_s,
         p50_ms=percentile(latencies, 0.5), p95_ms=percentile(latencies, 0.95),
         requests_per_s=len(latencies) / wall_s, images_per_s=len(latencies) * images_per_request / wall_s,
-        mean_batch=sum(batches) / len(batches) if batches else None, error_messages=sorted(set(errors))[:5])
+        mean_batch=sum(batches) / len(batches) if batches else None, engine_p50_ms=percentile(engine_ms, 0.5),
+        error_messages=sorted(set(errors))[:5]), clock["wall_start"]
+
+
+def engine_ratio(args: argparse.Namespace, report: LoadReport, calls: int = 20) -> dict:
+    """What the engine alone delivers at the HTTP run's mean batch: ``generate_batch`` of that many one-image
+    requests, median of ``calls`` timed calls after a warm-up, in this process (the app has stopped by now)."""
+    import genimg
+
+    batch = max(1, round(report.mean_batch or 1))
+    generator = genimg.load(args.backend, precision=args.precision)
+    prompts, seeds = [PROMPTS[i % len(PROMPTS)] for i in range(batch)], list(range(batch))
+    times = []
+    for call in range(calls + 2):
+        began = time.perf_counter()
+        generator.generate_batch(prompts, seeds, steps=args.steps or None)
+        if call >= 2:
+            times.append(time.perf_counter() - began)
+    engine = batch / sorted(times)[len(times) // 2]
+    return {"backend": args.backend, "batch": batch, "engine_images_per_s": engine,
+            "http_images_per_s": report.images_per_s, "ratio": report.images_per_s / engine}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-process", action="store_true",
                         help="no app, no HTTP: the clients call genimg's micro-batcher directly")
     parser.add_argument("--log", type=Path, help="write the started app's output here")
+    parser.add_argument("--profile", action="store_true",
+                        help="start the app with GRADIO_PROFILING=1 and report Gradio's per-phase medians")
+    parser.add_argument("--engine-ratio", action="store_true",
+                        help="after the HTTP run, time generate_batch in this process at the run's mean batch size "
+                             "and report HTTP images/s as a share of it")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     return parser
 
@@ -237,15 +287,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare_batching:
             args.endpoint = "generate_one"
         for max_batch in ([1, args.max_batch or 8] if args.compare_batching else [args.max_batch]):
-            with LaunchedApp(max_batch, args.log) as app:
+            with LaunchedApp(max_batch, args.log, args.profile) as app:
                 reports.append(run_clients(app.url, args, max_batch))
+    ratios = [engine_ratio(args, report) for report in reports] if args.engine_ratio else []
     if args.json:
-        print(json.dumps([asdict(report) for report in reports], indent=2))
+        print(json.dumps({"reports": [asdict(report) for report in reports], "engine_ratios": ratios}, indent=2))
     else:
         for report in reports:
             print(report.line())
             for message in report.error_messages:
                 print(f"  error: {message}")
+        for ratio in ratios:
+            print(f"in-process generate_batch at batch {ratio['batch']}: {ratio['engine_images_per_s']:.1f} images/s;"
+                  f" HTTP delivered {ratio['http_images_per_s']:.1f} ({100 * ratio['ratio']:.0f}%)")
+        for report in reports:
+            if report.server_p50_ms:
+                print("server phases p50 (ms): " + ", ".join(f"{name} {value:.1f}"
+                                                             for name, value in report.server_p50_ms.items()))
         if len(reports) == 2 and reports[0].images_per_s > 0:
             print(f"dynamic batching: {reports[1].images_per_s / reports[0].images_per_s:.2f}x images/s")
     return 0 if all(report.served for report in reports) else 1
