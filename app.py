@@ -160,13 +160,39 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
 
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
     """The plain one-image API: concurrent calls with the same backend, precision and steps share a batch."""
+    started = time.perf_counter()
     with user_errors():
         generator, _ = load_generator(backend, precision)
         result = batcher_for(generator, LIMITS.max_batch_size).generate(
             prompt, steps=steps or None, seed=seed, timeout_s=LIMITS.request_timeout_s)
+    return result.images[0], one_image_info(result, started)
+
+
+def generate_one_batched(prompts: list, backends: list, steps: list, precisions: list, seeds: list):
+    """/generate_one with GENIMG_BATCHING=gradio: Gradio hands over the waiting requests as lists (batch=True); each
+    configuration among them runs as one generate_batch call."""
+    started = time.perf_counter()
+    images, infos = [None] * len(prompts), [None] * len(prompts)
+    groups: dict[tuple, list[int]] = {}
+    for index, configuration in enumerate(zip(backends, precisions, steps)):
+        groups.setdefault(configuration, []).append(index)
+    with user_errors():
+        for (backend, precision, step), members in groups.items():
+            generator, _ = load_generator(backend, precision)
+            results = generator.generate_batch([prompts[i] for i in members], [seeds[i] for i in members],
+                                               steps=step or None, timeout_s=LIMITS.request_timeout_s)
+            for index, result in zip(members, results):
+                images[index], infos[index] = result.images[0], one_image_info(result, started)
+    return images, infos
+
+
+def one_image_info(result, started: float) -> dict:
+    """What the one-image API returns beside the image: the request as drawn, the engine's timings, and server_ms,
+    the time the request spent in the app's function (waiting for its batch included, Gradio's queue not)."""
     info = {key: result.info.get(key)
             for key in ("prompt", "drawn_as", "backend", "steps", "seed", "precision", "device", "notes")}
-    return result.images[0], {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings}
+    return {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings,
+            "server_ms": (time.perf_counter() - started) * 1000}
 
 
 def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
@@ -328,6 +354,10 @@ def build_one_image_api() -> None:
                   number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))]
         outputs = [gr.Image(type="pil", format="png", label="Image"), gr.JSON(label="Info")]
         trigger = gr.Button()
+    if LIMITS.batching == "gradio":  # Gradio's queue hands one call up to max_batch_size waiting requests
+        trigger.click(generate_one_batched, inputs, outputs, api_name="generate_one", concurrency_id="one-image",
+                      batch=True, max_batch_size=LIMITS.max_batch_size, concurrency_limit=1)
+        return
     # Callers wait inside generate_one while their batch runs, so more of them than a batch may be in there at once.
     trigger.click(generate_one, inputs, outputs, api_name="generate_one", concurrency_id="one-image",
                   concurrency_limit=2 * LIMITS.max_batch_size)

@@ -149,8 +149,34 @@ def test_one_image_requests_are_batched_and_each_gets_its_own_image(client):
     assert list(errors) == [2] and "prompt is empty" in errors[2]
     for index, (image, info) in results.items():
         assert info["prompt"] == prompts[index] and info["seed"] == index and info["batched_with"] >= 1
+        assert info["server_ms"] >= info["timings_ms"]["total"] > 0  # waiting for the batch counts in the server
         alone, _ = client.predict(prompts[index], "gan", 0, 1, "fp32", index, api_name="/generate")
         assert np.abs(image_of(image) - image_of(alone)).max() <= 2
+
+
+def test_gradio_batching_serves_each_request_its_own_image(app_module):
+    """GENIMG_BATCHING=gradio: the queue hands the function several requests at once (batch=True)."""
+    from gradio_client import Client
+
+    demo, url = launch(app_module, batching="gradio", max_batch_size=4)
+    try:
+        client, results = Client(url, verbose=False), {}
+        prompts = ["red heart", "rocket", "dog face", "frog"]
+        threads = [threading.Thread(target=lambda i=i: results.update(
+            {i: client.predict(prompts[i], "gan", 0, "fp32", i, api_name="/generate_one")})) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(JOIN_S)
+        assert sorted(results) == [0, 1, 2, 3]
+        for index, (image, info) in results.items():
+            assert info["prompt"] == prompts[index] and info["seed"] == index and 1 <= info["batched_with"] <= 4
+            assert info["server_ms"] >= info["timings_ms"]["total"] > 0
+            alone, _ = client.predict(prompts[index], "gan", 0, 1, "fp32", index, api_name="/generate")
+            assert np.abs(image_of(image) - image_of(alone)).max() <= 2
+    finally:
+        demo.close()
+        app_module.LIMITS = dataclasses.replace(app_module.LIMITS, batching="genimg", max_batch_size=8)
 
 
 def wait_until(condition) -> None:

@@ -67,7 +67,8 @@ def test_serving_limits_come_from_the_environment():
     assert ServingLimits.from_env({}) == ServingLimits()
     assert ServingLimits.from_env({"GENIMG_REQUEST_TIMEOUT_S": "2.5", "GENIMG_QUEUE_SIZE": "3",
                                    "GENIMG_MAX_BATCH": "1"}) == ServingLimits(2.5, 3, 1)
-    for bad in ({"GENIMG_QUEUE_SIZE": "many"}, {"GENIMG_MAX_BATCH": "0"}):
+    assert ServingLimits.from_env({"GENIMG_BATCHING": "gradio"}).batching == "gradio"
+    for bad in ({"GENIMG_QUEUE_SIZE": "many"}, {"GENIMG_MAX_BATCH": "0"}, {"GENIMG_BATCHING": "threads"}):
         with pytest.raises(genimg.InvalidRequest, match="GENIMG_"):
             ServingLimits.from_env(bad)
 

@@ -35,6 +35,9 @@ def check_model_source(model: str, allowed_folders: list[Path]) -> str:
     return str(resolved)
 
 
+BATCHING = ("genimg", "gradio")
+
+
 @dataclass(frozen=True)
 class ServingLimits:
     """What a server built on genimg allows; ``from_env`` reads the GENIMG_* variables named below."""
@@ -42,6 +45,10 @@ class ServingLimits:
     request_timeout_s: float = 300.0  # GENIMG_REQUEST_TIMEOUT_S: the most one request may take, queueing excluded
     queue_size: int = 32  # GENIMG_QUEUE_SIZE: requests waiting beyond this are told the server is busy
     max_batch_size: int = 8  # GENIMG_MAX_BATCH: one-image requests batched together (1 = no dynamic batching)
+    # GENIMG_BATCHING: who batches the one-image API. "genimg": genimg.serve.batching's micro-batcher (a bad request
+    # fails alone); "gradio": the event's own batch=True (Gradio hands the function a list; one bad request fails
+    # the batch it came in). docs/serving.md compares the two.
+    batching: str = "genimg"
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServingLimits":
@@ -56,4 +63,9 @@ class ServingLimits:
                     raise InvalidRequest(f"{variable}={environ[variable]!r} is not a {kind.__name__}.") from None
                 if values[field_name] <= 0:
                     raise InvalidRequest(f"{variable} must be positive, got {environ[variable]!r}.")
+        batching = environ.get("GENIMG_BATCHING", "").strip()
+        if batching:
+            if batching not in BATCHING:
+                raise InvalidRequest(f"GENIMG_BATCHING={batching!r}: choose one of {', '.join(BATCHING)}.")
+            values["batching"] = batching
         return cls(**values)

@@ -3,11 +3,14 @@
     python -m genimg.serve.loadtest --clients 4 --seconds 30 --backend gan
     python -m genimg.serve.loadtest --clients 8 --seconds 30 --backend latent-lcm --compare-batching
     python -m genimg.serve.loadtest --url http://127.0.0.1:7860/ --endpoint generate --batch-size 4
+    python -m genimg.serve.loadtest --clients 1 --seconds 20 --backend gan --profile --engine-ratio
 
 Without --url it starts ``python app.py`` on a free loopback port (and stops it afterwards); with --url it drives an
 app already running on this machine. Only loopback addresses are accepted. Every client is a gradio_client session
 that sends one request after another; a request started before the time is up still counts when it finishes.
-``--compare-batching`` runs the one-image endpoint twice, without (GENIMG_MAX_BATCH=1) and with dynamic batching.
+``--compare-batching`` runs the one-image endpoint three times: without batching (GENIMG_MAX_BATCH=1), with genimg's
+micro-batcher, and with Gradio's own batching (GENIMG_BATCHING=gradio). ``--profile`` adds Gradio's per-phase request
+traces; ``--engine-ratio`` sets HTTP images/s against the engine's own at the same batch size.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ class LoadReport:
     clients: int
     seconds: float
     max_batch: int | None
+    batching: str | None = None  # who batched: "genimg" (micro-batcher) or "gradio" (batch=True); None: default
     served: int = 0
     errors: int = 0
     images: int = 0
@@ -58,7 +62,8 @@ class LoadReport:
             batch += f", engine p50 {self.engine_p50_ms:,.1f} ms"
         percentiles = "n/a" if self.p50_ms is None else f"{self.p50_ms:,.0f} / {self.p95_ms:,.0f} ms"
         return (f"{self.endpoint} {self.backend} x{self.clients} clients, {self.wall_s:.0f} s"
-                f"{'' if self.max_batch is None else f', max batch {self.max_batch}'}: {self.served} served, "
+                f"{'' if self.max_batch is None else f', max batch {self.max_batch}'}"
+                f"{'' if self.batching is None else f' ({self.batching} batching)'}: {self.served} served, "
                 f"{self.errors} errors, p50/p95 {percentiles}, {self.requests_per_s:.2f} req/s, "
                 f"{self.images_per_s:.2f} images/s{batch}")
 
@@ -87,13 +92,16 @@ def free_port() -> int:
 class LaunchedApp:
     """``python app.py`` on a free loopback port, stopped (terminate, then kill) when the block ends."""
 
-    def __init__(self, max_batch: int | None = None, log_path: Path | None = None, profile: bool = False):
+    def __init__(self, max_batch: int | None = None, log_path: Path | None = None, profile: bool = False,
+                 batching: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
                     "GRADIO_ANALYTICS_ENABLED": "False"}
         if max_batch is not None:
             self.env["GENIMG_MAX_BATCH"] = str(max_batch)
+        if batching is not None:
+            self.env["GENIMG_BATCHING"] = batching
         if profile:  # Gradio's request tracing: /gradio_api/profiling/traces
             self.env["GRADIO_PROFILING"] = "1"
         self.log_path = log_path
@@ -130,7 +138,8 @@ def request_arguments(args: argparse.Namespace, index: int) -> tuple[tuple, dict
     return (prompt, args.backend, args.steps, args.batch_size, args.precision, seed), {"api_name": "/generate"}
 
 
-def run_clients(url: str, args: argparse.Namespace, max_batch: int | None = None) -> LoadReport:
+def run_clients(url: str, args: argparse.Namespace, max_batch: int | None = None,
+                batching: str | None = None) -> LoadReport:
     """``args.clients`` gradio_client sessions against the app at ``url``."""
     from gradio_client import Client
 
@@ -145,6 +154,7 @@ def run_clients(url: str, args: argparse.Namespace, max_batch: int | None = None
         return send
 
     report, wall_start = measure(args, make_sender, max_batch, args.endpoint)
+    report.batching = batching
     if args.profile:
         report.server_p50_ms = server_phases(url, args.endpoint, wall_start)
     return report
@@ -258,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="an app already running on 127.0.0.1 (default: start app.py)")
     parser.add_argument("--max-batch", type=int, help="GENIMG_MAX_BATCH for the app this starts")
     parser.add_argument("--compare-batching", action="store_true",
-                        help="generate_one without, then with dynamic batching (starts the app twice)")
+                        help="generate_one without batching, with genimg's micro-batcher, then with Gradio's "
+                             "batch=True (starts the app three times)")
+    parser.add_argument("--batching", choices=["genimg", "gradio"], help="GENIMG_BATCHING for the app this starts")
     parser.add_argument("--in-process", action="store_true",
                         help="no app, no HTTP: the clients call genimg's micro-batcher directly")
     parser.add_argument("--log", type=Path, help="write the started app's output here")
@@ -286,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if args.compare_batching:
             args.endpoint = "generate_one"
-        for max_batch in ([1, args.max_batch or 8] if args.compare_batching else [args.max_batch]):
-            with LaunchedApp(max_batch, args.log, args.profile) as app:
-                reports.append(run_clients(app.url, args, max_batch))
+            runs = [(1, "genimg"), (args.max_batch or 8, "genimg"), (args.max_batch or 8, "gradio")]
+        else:
+            runs = [(args.max_batch, args.batching)]
+        for max_batch, batching in runs:
+            with LaunchedApp(max_batch, args.log, args.profile, batching) as app:
+                reports.append(run_clients(app.url, args, max_batch, batching))
     ratios = [engine_ratio(args, report) for report in reports] if args.engine_ratio else []
     if args.json:
         print(json.dumps({"reports": [asdict(report) for report in reports], "engine_ratios": ratios}, indent=2))
@@ -304,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
             if report.server_p50_ms:
                 print("server phases p50 (ms): " + ", ".join(f"{name} {value:.1f}"
                                                              for name, value in report.server_p50_ms.items()))
-        if len(reports) == 2 and reports[0].images_per_s > 0:
-            print(f"dynamic batching: {reports[1].images_per_s / reports[0].images_per_s:.2f}x images/s")
+        if len(reports) == 3 and reports[0].images_per_s > 0:
+            for report in reports[1:]:
+                print(f"{report.batching} batching: {report.images_per_s / reports[0].images_per_s:.2f}x the images/s "
+                      "of no batching")
     return 0 if all(report.served for report in reports) else 1
 
 
