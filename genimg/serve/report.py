@@ -20,8 +20,8 @@ def drawn_as_lines(info: dict) -> list[str]:
     lines = [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
              f"similarity {match['similarity']:.2f})"]
     if match.get("ambiguous_with"):
-        lines.append(f"- The prompt could also mean {', '.join(match['ambiguous_with'])}: the common sense of the words "
-                     "was drawn; add a word to pick another (\"turkey flag\").")
+        lines.append(f"- The prompt could also mean {', '.join(match['ambiguous_with'])}: the common sense of the "
+                     "words was drawn; add a word to pick another (\"turkey flag\").")
     return lines
 
 
