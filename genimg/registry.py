@@ -5,6 +5,7 @@ import importlib
 import threading
 from collections import OrderedDict
 
+from genimg.assets import check_models
 from genimg.errors import GenimgError, InvalidRequest, ModelLoadError
 from genimg.guards import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
@@ -21,6 +22,8 @@ BACKENDS = {
 def load_backend(backend: str, options: SpeedOptions, model: str | None):
     """The backend's loader; anything it throws becomes a ModelLoadError that names the backend."""
     module, function, _ = BACKENDS[backend]
+    if model is None:  # an embedded model: say where genimg looked, not a hub error about a missing folder
+        check_models()
     try:
         return getattr(importlib.import_module(module), function)(options, model)
     except GenimgError:
