@@ -21,17 +21,19 @@ from genimg.serve.batching import batcher_for
 from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
-try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
-    import spaces
-
-    gpu = spaces.GPU
-except ImportError:
-    def gpu(function):
-        return function
-
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
 LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
+
+try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
+    import spaces
+
+    def gpu(configurations: int = 1):
+        """Holds the GPU as long as the slowest request the limits allow (see ServingLimits.gpu_duration_s)."""
+        return spaces.GPU(duration=LIMITS.gpu_duration_s(configurations))
+except ImportError:
+    def gpu(configurations: int = 1):
+        return lambda function: function
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
 BACKEND_CHOICES = list(genimg.BACKENDS)
@@ -140,7 +142,7 @@ def match_scores(images, prompt: str) -> list[float]:
     return default_judge().score(images, prompt)
 
 
-@gpu
+@gpu()
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, progress=gr.Progress()):
@@ -182,7 +184,7 @@ def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
     return [str(path) for path in paths]
 
 
-@gpu
+@gpu(configurations=len(COMPARE_DEFAULTS))  # up to four configurations, one after another
 def compare(prompt: str, seed: int = 0,
             backend_1: str = "latent", precision_1: str = "fp32", steps_1: int = 20, scheduler_1: str = "default",
             tiny_decoder_1: bool = False,
