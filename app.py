@@ -19,11 +19,13 @@ import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
 from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
+from genimg.serve.uploads import UploadGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
 LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
+UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
     import spaces
@@ -348,8 +350,9 @@ def build_demo() -> gr.Blocks:
     """The Blocks app, queue configured; builds the UI only (models load on the first request that needs them).
     Gradio's temporary files go under the genimg cache (GENIMG_CACHE) unless GRADIO_TEMP_DIR says otherwise."""
     os.environ.setdefault("GRADIO_TEMP_DIR", str(app_cache() / "gradio"))
-    # Generated images older than an hour are deleted every hour, so a long-running server's disk use stays flat.
-    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    # Generated images and uploads older than UPLOADS.max_age_s are deleted on a schedule: the disk use stays flat.
+    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False,
+                   delete_cache=UPLOADS.delete_cache) as demo:
         gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
         with gr.Tab("Generate"):
             build_generate_tab()
@@ -372,9 +375,17 @@ def app_cache() -> Path:
 
 def launch(demo: gr.Blocks | None = None, **launch_options):
     """Launch with the app's theme and CSS; server name and port come from GRADIO_SERVER_NAME/PORT unless given.
-    Files are served only from Gradio's cache and the benchmark folders: nothing else the app can read."""
+    Files are served only from Gradio's cache and the benchmark folders: nothing else the app can read. Uploads are
+    bounded per file (max_file_size) and, with the outputs, per folder (UploadGuard, see genimg.serve.uploads)."""
+    from gradio.utils import get_upload_folder
+    from starlette.middleware import Middleware
+
+    demo = demo or build_demo()
     launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
-    return (demo or build_demo()).launch(theme=THEME, css=CSS, **launch_options)
+    launch_options.setdefault("max_file_size", UPLOADS.max_file_bytes)
+    guard = Middleware(UploadGuard, folder=get_upload_folder(), limits=UPLOADS)
+    launch_options.setdefault("app_kwargs", {"middleware": [guard]})
+    return demo.launch(theme=THEME, css=CSS, **launch_options)
 
 
 if __name__ == "__main__":
