@@ -20,7 +20,7 @@ from genimg.serve import report
 from genimg.serve.batching import batcher_for
 from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
-from genimg.serve.uploads import UploadGuard, UploadLimits
+from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
 ROOT = Path(__file__).resolve().parent
@@ -377,7 +377,7 @@ def app_cache() -> Path:
 def launch(demo: gr.Blocks | None = None, **launch_options):
     """Launch with the app's theme and CSS; server name and port come from GRADIO_SERVER_NAME/PORT unless given.
     Files are served only from Gradio's cache and the benchmark folders: nothing else the app can read. Uploads are
-    bounded per file (max_file_size) and, with the outputs, per folder (UploadGuard, see genimg.serve.uploads); an app
+    bounded per file (max_file_size) and, with the outputs, per folder (TempFolderGuard, genimg.serve.uploads); an app
     listening on loopback refuses requests addressed to another host name (DNS rebinding, see genimg.serve.hosts)."""
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
@@ -385,7 +385,7 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     demo = demo or build_demo()
     launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
     launch_options.setdefault("max_file_size", UPLOADS.max_file_bytes)
-    middleware = [Middleware(UploadGuard, folder=get_upload_folder(), limits=UPLOADS)]
+    middleware = [Middleware(TempFolderGuard, folder=get_upload_folder(), limits=UPLOADS)]
     if is_loopback(launch_options.get("server_name") or os.environ.get("GRADIO_SERVER_NAME")):
         middleware.append(Middleware(LoopbackHostGuard))  # a local app answers only requests addressed to it
     launch_options.setdefault("app_kwargs", {"middleware": middleware})

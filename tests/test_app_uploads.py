@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from genimg.serve.uploads import MB, UploadLimits, folder_usage
+from genimg.serve.uploads import MB, TRIM_EVERY_S, UploadLimits, folder_usage
 
 pytestmark = pytest.mark.slow
 SMALL = UploadLimits(max_file_mb=1, max_folder_mb=6, max_folder_files=150, max_age_s=3600)
@@ -159,8 +160,24 @@ def test_uploads_past_the_byte_budget_are_refused_before_they_are_read(served):
     with httpx.Client() as client:
         response = client.post(url + "/gradio_api/upload", content=b"\0" * (SMALL.max_folder_mb * MB + 1),
                                headers={"content-type": "multipart/form-data; boundary=x"}, timeout=60)
-        assert response.status_code == 507 and "try again later" in response.text
+        assert response.status_code == 507 and "try again in a minute" in response.text
         chunked = client.post(url + "/gradio_api/upload", content=iter([b"--x--\r\n"]),
                               headers={"content-type": "multipart/form-data; boundary=x"})
         assert chunked.status_code == 411  # no Content-Length: the size cannot be checked up front
     assert folder_usage(folder).bytes <= SMALL.max_folder_mb * MB
+
+
+def test_the_running_server_trims_its_temp_folder_on_its_own(served):
+    """The janitor started with the server deletes files past the age limit without any request arriving."""
+    _, folder = served
+    stale = []
+    for index in range(30):
+        path = folder / f"stale{index}" / "old.png"
+        path.parent.mkdir()
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - 2 * SMALL.max_age_s, time.time() - 2 * SMALL.max_age_s))
+        stale.append(path)
+    deadline = time.monotonic() + 3 * TRIM_EVERY_S
+    while any(path.exists() for path in stale) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(path.exists() or path.parent.exists() for path in stale)
