@@ -23,11 +23,6 @@ from genimg.serve.hosts import LoopbackHostGuard, is_loopback
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
-ROOT = Path(__file__).resolve().parent
-BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
-LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
-UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
-
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
     import spaces
 
@@ -37,6 +32,11 @@ try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside function
 except ImportError:
     def gpu(configurations: int = 1):
         return lambda function: function
+
+ROOT = Path(__file__).resolve().parent
+BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
+LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
+UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
 BACKEND_CHOICES = list(genimg.BACKENDS)
