@@ -28,7 +28,6 @@ print(errors)
 def test_first_loads_of_several_backends_at_once_all_succeed():
     """A fresh process (imports not yet done), four loads started together: diffusers' lazy imports and
     from_pretrained's empty-weights init used to fail here with ImportError or 'copy out of meta tensor'."""
-    for _ in range(2):
-        result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert result.stdout.strip().splitlines()[-1] == "[]"
+    result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # without the lock: failed in 4 of 4 runs here
