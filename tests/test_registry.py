@@ -30,4 +30,4 @@ def test_first_loads_of_several_backends_at_once_all_succeed():
     from_pretrained's empty-weights init used to fail here with ImportError or 'copy out of meta tensor'."""
     result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "[]"  # without the lock: failed in 4 of 4 runs here
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # without LOAD_LOCK the imports alone failed 4 of 4 runs
