@@ -20,6 +20,7 @@ from genimg.serve import report
 from genimg.serve.batching import batcher_for
 from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
+from genimg.serve.memory import limit_malloc_arenas
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
@@ -383,6 +384,7 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     from starlette.middleware import Middleware
 
     demo = demo or build_demo()
+    logger.info(limit_malloc_arenas())  # resident memory stays flat over thousands of requests (serve/memory.py)
     launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
     launch_options.setdefault("max_file_size", UPLOADS.max_file_bytes)
     middleware = [Middleware(TempFolderGuard, folder=get_upload_folder(), limits=UPLOADS)]
