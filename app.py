@@ -19,19 +19,25 @@ import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
 from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
+from genimg.serve.hosts import LoopbackHostGuard, is_loopback
+from genimg.serve.memory import limit_malloc_arenas
+from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
     import spaces
 
-    gpu = spaces.GPU
+    def gpu(configurations: int = 1):
+        """Holds the GPU as long as the slowest request the limits allow (see ServingLimits.gpu_duration_s)."""
+        return spaces.GPU(duration=LIMITS.gpu_duration_s(configurations))
 except ImportError:
-    def gpu(function):
-        return function
+    def gpu(configurations: int = 1):
+        return lambda function: function
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
 LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
+UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
 BACKEND_CHOICES = list(genimg.BACKENDS)
@@ -140,7 +146,7 @@ def match_scores(images, prompt: str) -> list[float]:
     return default_judge().score(images, prompt)
 
 
-@gpu
+@gpu()
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, progress=gr.Progress()):
@@ -208,7 +214,7 @@ def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
     return [str(path) for path in paths]
 
 
-@gpu
+@gpu(configurations=len(COMPARE_DEFAULTS))  # up to four configurations, one after another
 def compare(prompt: str, seed: int = 0,
             backend_1: str = "latent", precision_1: str = "fp32", steps_1: int = 20, scheduler_1: str = "default",
             tiny_decoder_1: bool = False,
@@ -376,8 +382,9 @@ def build_demo() -> gr.Blocks:
     """The Blocks app, queue configured; builds the UI only (models load on the first request that needs them).
     Gradio's temporary files go under the genimg cache (GENIMG_CACHE) unless GRADIO_TEMP_DIR says otherwise."""
     os.environ.setdefault("GRADIO_TEMP_DIR", str(app_cache() / "gradio"))
-    # Generated images older than an hour are deleted every hour, so a long-running server's disk use stays flat.
-    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    # Generated images and uploads older than UPLOADS.max_age_s are deleted on a schedule: the disk use stays flat.
+    with gr.Blocks(title="genimg: fast text-to-image", analytics_enabled=False,
+                   delete_cache=UPLOADS.delete_cache) as demo:
         gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
         with gr.Tab("Generate"):
             build_generate_tab()
@@ -400,9 +407,21 @@ def app_cache() -> Path:
 
 def launch(demo: gr.Blocks | None = None, **launch_options):
     """Launch with the app's theme and CSS; server name and port come from GRADIO_SERVER_NAME/PORT unless given.
-    Files are served only from Gradio's cache and the benchmark folders: nothing else the app can read."""
+    Files are served only from Gradio's cache and the benchmark folders: nothing else the app can read. Uploads are
+    bounded per file (max_file_size) and, with the outputs, per folder (TempFolderGuard, genimg.serve.uploads); an app
+    listening on loopback refuses requests addressed to another host name (DNS rebinding, see genimg.serve.hosts)."""
+    from gradio.utils import get_upload_folder
+    from starlette.middleware import Middleware
+
+    demo = demo or build_demo()
+    logger.info(limit_malloc_arenas())  # resident memory stays flat over thousands of requests (serve/memory.py)
     launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
-    return (demo or build_demo()).launch(theme=THEME, css=CSS, **launch_options)
+    launch_options.setdefault("max_file_size", UPLOADS.max_file_bytes)
+    middleware = [Middleware(TempFolderGuard, folder=get_upload_folder(), limits=UPLOADS)]
+    if is_loopback(launch_options.get("server_name") or os.environ.get("GRADIO_SERVER_NAME")):
+        middleware.append(Middleware(LoopbackHostGuard))  # a local app answers only requests addressed to it
+    launch_options.setdefault("app_kwargs", {"middleware": middleware})
+    return demo.launch(theme=THEME, css=CSS, **launch_options)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import importlib
 import threading
 from collections import OrderedDict
 
+from genimg.assets import check_models
 from genimg.errors import GenimgError, InvalidRequest, ModelLoadError
 from genimg.guards import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
@@ -18,11 +19,21 @@ BACKENDS = {
 }
 
 
+# Models load one at a time (generating with loaded ones goes on meanwhile): two threads importing diffusers' lazy
+# modules at once fail with "partially initialized module", and from_pretrained's empty-weights init patches torch
+# for the whole process ("Cannot copy out of meta tensor"). Both were seen when the first requests for two backends
+# arrived together (genimg.serve.soak). Re-entrant: a loader may load a part through a loader.
+LOAD_LOCK = threading.RLock()
+
+
 def load_backend(backend: str, options: SpeedOptions, model: str | None):
     """The backend's loader; anything it throws becomes a ModelLoadError that names the backend."""
     module, function, _ = BACKENDS[backend]
+    if model is None:  # an embedded model: say where genimg looked, not a hub error about a missing folder
+        check_models()
     try:
-        return getattr(importlib.import_module(module), function)(options, model)
+        with LOAD_LOCK:
+            return getattr(importlib.import_module(module), function)(options, model)
     except GenimgError:
         raise
     except Exception as error:  # noqa: BLE001 - corrupt weights, missing files, drivers: all "could not load"

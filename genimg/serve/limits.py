@@ -2,6 +2,7 @@
 settings read from GENIMG_* variables. Each refusal says what to change."""
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -9,6 +10,10 @@ from pathlib import Path
 
 from genimg.errors import InvalidRequest
 
+# What one configuration may spend outside the timed generation: loading its models and the untimed warm-up run,
+# torch.compile included (compile took 55 s on the 2-core CPU and 76-99 s per pipeline on an H100, README), plus
+# prompt-match scoring (well under a second).
+LOAD_AND_WARM_UP_S = 120
 # Hub ids as huggingface_hub accepts them: "owner/name", letters, digits, '-', '_' and '.'.
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
@@ -69,3 +74,8 @@ class ServingLimits:
                 raise InvalidRequest(f"GENIMG_BATCHING={batching!r}: choose one of {', '.join(BATCHING)}.")
             values["batching"] = batching
         return cls(**values)
+
+    def gpu_duration_s(self, configurations: int = 1) -> int:
+        """Seconds of GPU a request may hold (``spaces.GPU(duration=...)`` on a ZeroGPU Space): each configuration it
+        runs may load and warm up (LOAD_AND_WARM_UP_S), then generate until request_timeout_s stops it."""
+        return math.ceil(configurations * (self.request_timeout_s + LOAD_AND_WARM_UP_S))

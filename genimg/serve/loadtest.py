@@ -93,11 +93,11 @@ class LaunchedApp:
     """``python app.py`` on a free loopback port, stopped (terminate, then kill) when the block ends."""
 
     def __init__(self, max_batch: int | None = None, log_path: Path | None = None, profile: bool = False,
-                 batching: str | None = None):
+                 batching: str | None = None, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-                    "GRADIO_ANALYTICS_ENABLED": "False"}
+                    "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
         if max_batch is not None:
             self.env["GENIMG_MAX_BATCH"] = str(max_batch)
         if batching is not None:
