@@ -50,7 +50,7 @@ class PipelineCall:
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
         generator, deadline = self.generator, Deadline(timeout_s)
         request = generator.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
-        check_pixel_budget(request.batch_size, generator.image_size)
+        check_pixel_budget(request.batch_size, generator.image_size, generator.max_pixels)
         images, timings, peak_memory = self._run(request.prompt, request, torch.Generator().manual_seed(request.seed),
                                                  on_step, deadline)
         return Generation(images, timings, peak_memory, generator.info(request, generator.truncated(request.prompt)))
@@ -61,7 +61,7 @@ class PipelineCall:
         generator, deadline = self.generator, Deadline(timeout_s)
         requests = single_image_requests(prompts, seeds, steps, guidance)
         batch = generator.with_defaults(dataclasses.replace(requests[0], batch_size=len(requests)))
-        check_pixel_budget(batch.batch_size, generator.image_size)
+        check_pixel_budget(batch.batch_size, generator.image_size, generator.max_pixels)
         generators = [torch.Generator().manual_seed(r.seed) for r in requests]
         images, timings, peak_memory = self._run([r.prompt for r in requests], batch, generators, on_step, deadline)
         return [Generation([image], timings, peak_memory,
