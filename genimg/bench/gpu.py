@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (saves minutes)")
+    parser.add_argument("--compile", action="store_true", help="the torch.compile rows even with --tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default=None, help="fp16 on CUDA, fp32 elsewhere unless given")
     args = parser.parse_args(argv)
@@ -198,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     diffusers_logging.disable_progress_bar()
     device = resolve_device(args.device)
     precision = args.precision or ("fp16" if device.startswith("cuda") else "fp32")
-    compile = not args.no_compile and not args.tiny  # compiling even tiny models takes minutes on a CPU
+    # Compiling even tiny models takes a minute or more on a CPU: --tiny leaves it out unless --compile asks.
+    compile = args.compile or not (args.no_compile or args.tiny)
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     report = {"device": name, "torch": torch.__version__, "command": "python -m genimg.bench.gpu " + " ".join(
         argv if argv is not None else sys.argv[1:]), "results": []}
