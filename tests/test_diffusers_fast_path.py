@@ -1,6 +1,7 @@
 """genimg's own loop on model= pipelines: given the same starting noise it draws what stock diffusers draws, for each
-SD family it runs (tiny random pipelines built from configs, saved to temporary folders); other pipelines fall back to
-their own __call__ and say so."""
+SD family it runs (tiny random pipelines built from configs, saved to temporary folders: SD 1.x with DPM-Solver++ and
+with PNDM, SD 2.x v-prediction, SD-Turbo, LCM, SDXL and SDXL-Turbo); other pipelines fall back to their own __call__
+and say so."""
 import dataclasses
 
 import numpy as np
@@ -24,18 +25,23 @@ FAMILIES = {
     "sd-turbo": tiny(SD_TURBO),
     "lcm": lcm(tiny(SD15)),  # 2 steps: LCM draws fresh noise between steps, from the same seed on both sides
 }
+# SDXL: two text encoders, a pooled embedding and the image size as added conditioning; guided, and Turbo-style.
+XL_FAMILIES = {"sdxl": dict(steps=3, guidance=5.0, turbo=False), "sdxl-turbo": dict(steps=1, guidance=0.0, turbo=True)}
 
 
 @pytest.fixture(scope="module")
 def family_folders(tmp_path_factory):
-    return {name: save_pipeline(arch, tmp_path_factory.mktemp(name)) for name, arch in FAMILIES.items()}
+    folders = {name: save_pipeline(arch, tmp_path_factory.mktemp(name)) for name, arch in FAMILIES.items()}
+    folders.update({name: sdxl_folder(tmp_path_factory.mktemp(name), turbo=family["turbo"])
+                    for name, family in XL_FAMILIES.items()})
+    return folders
 
 
-def stock_images(folder, arch, noise, seed: int, guidance=None) -> list:
+def stock_images(folder, steps: int, noise, seed: int, guidance=None) -> list:
     pipeline = DiffusionPipeline.from_pretrained(folder)
     pipeline.set_progress_bar_config(disable=True)
     extra = {} if guidance is None else {"guidance_scale": guidance}
-    return pipeline(PROMPT, num_inference_steps=arch.steps, num_images_per_prompt=len(noise), latents=noise,
+    return pipeline(PROMPT, num_inference_steps=steps, num_images_per_prompt=len(noise), latents=noise,
                     generator=torch.Generator().manual_seed(seed), **extra).images
 
 
@@ -43,21 +49,23 @@ def pixels(images) -> np.ndarray:
     return np.stack([np.asarray(image, dtype=int) for image in images])
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", [*FAMILIES, *XL_FAMILIES])
 def test_the_fast_path_draws_what_stock_diffusers_draws(family, family_folders, monkeypatch):
-    arch, folder = FAMILIES[family], family_folders[family]
-    guidance = None if family.startswith("sd15") else arch.guidance  # None: each side's default (SD: 7.5)
+    folder = family_folders[family]
+    steps, guidance = ((FAMILIES[family].steps, FAMILIES[family].guidance) if family in FAMILIES else
+                       (XL_FAMILIES[family]["steps"], XL_FAMILIES[family]["guidance"]))
+    guidance = None if family.startswith(("sd15", "sdxl-")) and guidance > 1 else guidance  # None: the default
     generator = genimg.load("latent", device="cpu", model=str(folder))
     noise = seeded_noise((2, *generator.latent_shape), 3, "cpu", torch.float32)
-    theirs = pixels(stock_images(folder, arch, noise, seed=3, guidance=guidance))
+    theirs = pixels(stock_images(folder, steps, noise, seed=3, guidance=guidance))
     # The fast path never calls the pipeline's __call__.
     monkeypatch.setattr(type(generator.pipeline), "__call__", lambda *a, **k: pytest.fail("__call__ was used"))
-    result = generator.generate(PROMPT, steps=arch.steps, batch_size=2, seed=3, guidance=guidance)
+    result = generator.generate(PROMPT, steps=steps, batch_size=2, seed=3, guidance=guidance)
     ours = pixels(result.images)
     assert generator.fast_path and any(note.startswith("fast path") for note in result.info["notes"])
     assert np.abs(ours - theirs).max() <= MAX_PIXEL_DIFFERENCE
     assert ours.std() > 5  # not a blank image agreeing with a blank image
-    other_seed = pixels(generator.generate(PROMPT, steps=arch.steps, batch_size=2, seed=4, guidance=guidance).images)
+    other_seed = pixels(generator.generate(PROMPT, steps=steps, batch_size=2, seed=4, guidance=guidance).images)
     assert np.abs(other_seed - ours).mean() > 1  # the noise matters, so agreeing means something
     assert result.info["guidance"] == (generator.default_guidance if guidance is None else guidance)
     assert all(result.timings[stage] > 0 for stage in ("text_encode", "denoise", "decode", "to_pil"))
@@ -89,8 +97,9 @@ def test_a_guidance_cutoff_skips_the_unconditional_pass(family_folders):
     assert batches == [2, 1] and np.abs(different).max() > 0
 
 
-def sdxl_folder(folder):
-    """A tiny SDXL pipeline (two text encoders, added text and time conditioning): not a family genimg's loop runs."""
+def sdxl_folder(folder, turbo: bool = False):
+    """A tiny SDXL pipeline (two text encoders, added text and time conditioning); ``turbo``: SDXL-Turbo's
+    trailing Euler timesteps and no zeroed unconditional embedding."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -106,19 +115,28 @@ def sdxl_folder(folder):
                         up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, sample_size=16)
     StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(text), unet=unet,
                               text_encoder_2=CLIPTextModelWithProjection(text), tokenizer=byte_level_tokenizer(),
-                              tokenizer_2=byte_level_tokenizer(),
-                              scheduler=EulerDiscreteScheduler(**SD_SCHEDULE)).save_pretrained(folder)
+                              tokenizer_2=byte_level_tokenizer(), force_zeros_for_empty_prompt=not turbo,
+                              scheduler=EulerDiscreteScheduler(**SD_SCHEDULE, **(
+                                  {"timestep_spacing": "trailing"} if turbo else {}))).save_pretrained(folder)
     return folder
 
 
 @pytest.mark.slow
 def test_other_pipelines_fall_back_to_their_own_call_and_say_so(tmp_path):
-    folder = str(sdxl_folder(tmp_path / "sdxl"))
-    generator = genimg.load("latent", device="cpu", model=folder, guidance_cutoff=0.5)
+    from diffusers import StableDiffusionPAGPipeline
+
+    from genimg.bench.pipelines import build_components
+
+    parts = build_components(tiny(SD15))  # perturbed-attention guidance: a pipeline genimg's loop does not run
+    StableDiffusionPAGPipeline(**{k: parts[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")},
+                               safety_checker=None, feature_extractor=None, requires_safety_checker=False
+                               ).save_pretrained(tmp_path / "pag")
+    generator = genimg.load("latent", device="cpu", model=str(tmp_path / "pag"), guidance_cutoff=0.5)
     result = generator.generate("a cat", steps=2, batch_size=2, seed=1)
     assert not generator.fast_path
-    assert any(note.startswith("fallback: StableDiffusionXLPipeline runs through its own __call__")
+    assert any(note.startswith("fallback: StableDiffusionPAGPipeline runs through its own __call__")
                for note in result.info["notes"])
+    assert any(note.startswith("guidance cutoff") and "ignored" in note for note in result.info["notes"])
     assert len(result.images) == 2 and result.timings["text_encode"] > 0 and result.timings["decode"] > 0
     again = generator.generate_batch(["a cat", "a dog"], [1, 2], steps=2)
     assert np.array_equal(np.asarray(again[0].images[0]), np.asarray(result.images[0]))

@@ -1,7 +1,8 @@
 """Any diffusers text-to-image pipeline (hub id or local folder) behind the same interface and timings.
 
-For the Stable Diffusion families whose parts genimg knows (SD 1.x/2.x, SD-Turbo, LCM-distilled SD: a
-UNet2DConditionModel, an AutoencoderKL or AutoencoderTiny and a text encoder) the pipeline's modules run in genimg's
+For the Stable Diffusion families whose parts genimg knows (SD 1.x/2.x, SD-Turbo, LCM-distilled SD, SDXL and
+SDXL-Turbo: a UNet2DConditionModel, an AutoencoderKL or AutoencoderTiny and CLIP text encoders) the pipeline's
+modules run in genimg's
 own loop, the one the embedded models use: the prompt embedding cached per prompt, ``sampling.denoise`` with the
 guidance cutoff, the UNet and decoder through ``accel.prepare_module``, noise drawn on the CPU (same seed, same image
 on any device). Given the same starting noise it draws what the pipeline's ``__call__`` draws
@@ -25,8 +26,10 @@ from genimg.sampling import denoise
 from genimg.text import TextEmbeddings
 from genimg.timing import Generation, StageTimer
 
-# The pipeline classes whose __call__ genimg's loop reproduces (LCM's is SD's without the unconditional pass).
-LOOP_PIPELINES = ("StableDiffusionPipeline", "LatentConsistencyModelPipeline")
+# The pipeline classes whose __call__ genimg's loop reproduces (LCM's is SD's without the unconditional pass; SDXL's
+# adds a pooled text embedding and the image size as "time ids" to every UNet call).
+SDXL = "StableDiffusionXLPipeline"
+LOOP_PIPELINES = ("StableDiffusionPipeline", "LatentConsistencyModelPipeline", SDXL)
 PROMPT_CACHE_SIZE = 256
 
 
@@ -81,8 +84,12 @@ def loop_refusal(pipeline) -> str | None:
     unet = getattr(pipeline, "unet", None)
     if kind not in LOOP_PIPELINES:
         return f"{kind} is not one of the pipelines genimg's loop runs ({', '.join(LOOP_PIPELINES)})"
-    if not isinstance(unet, UNet2DConditionModel) or unet.config.addition_embed_type is not None:
-        return "its UNet takes conditioning beyond the prompt embedding"
+    if not isinstance(unet, UNet2DConditionModel):
+        return "its denoiser is not a UNet2DConditionModel"
+    if unet.config.addition_embed_type != ("text_time" if kind == SDXL else None):
+        return f"its UNet takes added conditioning of the kind {unet.config.addition_embed_type!r}"
+    if kind == SDXL and (getattr(pipeline, "text_encoder", None) is None or pipeline.text_encoder_2 is None):
+        return "it lacks one of SDXL's two text encoders"
     if not isinstance(getattr(pipeline, "vae", None), (AutoencoderKL, AutoencoderTiny)):
         return "its autoencoder is neither an AutoencoderKL nor an AutoencoderTiny"
     if getattr(pipeline, "text_encoder", None) is None or getattr(pipeline, "tokenizer", None) is None:
@@ -120,6 +127,9 @@ class DiffusersGenerator(BaseGenerator):
                                  "latents (its own weights, not the pipeline's VAE).")
         self.image_size = pipeline_image_size(self.pipeline)
         refusal = loop_refusal(self.pipeline)  # before prepare_module wraps the UNet
+        self.xl = refusal is None and type(self.pipeline).__name__ == SDXL
+        if self.xl:
+            self._upcast_vae_if_needed()
         self._apply_speed_options()
         self.fast_path = refusal is None
         if self.fast_path:
@@ -127,8 +137,8 @@ class DiffusersGenerator(BaseGenerator):
         else:
             self.call = PipelineCall(self)
             add_note(self.notes, f"fallback: {type(self.pipeline).__name__} runs through its own __call__ ({refusal});"
-                                 " no prompt-embedding cache. genimg's own loop runs SD 1.x/2.x, SD-Turbo and "
-                                 "LCM-distilled SD pipelines.")
+                                 " no prompt-embedding cache. genimg's own loop runs SD 1.x/2.x, SD-Turbo, "
+                                 "LCM-distilled SD and SDXL(-Turbo) pipelines.")
 
     def _prepare_loop(self) -> None:
         """What genimg's loop needs from the pipeline: latent shape and scale, guidance, the empty prompt."""
@@ -138,15 +148,31 @@ class DiffusersGenerator(BaseGenerator):
         self.latent_shape = (unet.config.in_channels, height // scale, width // scale)  # (4, H/8, W/8)
         self.latent_scale = pipeline.vae.config.scaling_factor
         self.default_guidance = default_guidance(pipeline)
+        if self.xl:  # original size, crop corner, target size: (1, 6), as SDXL's __call__ builds them by default
+            self.time_ids = pipeline._get_add_time_ids(
+                self.image_size, (0, 0), self.image_size, dtype=self.dtype,
+                text_encoder_projection_dim=pipeline.text_encoder_2.config.projection_dim).to(self.device)
         # LCM UNets take the guidance scale as an input (a w-embedding) and run no unconditional pass.
         self.guidance_embedding_dim = unet.config.time_cond_proj_dim
-        self._prompt_cache: OrderedDict[str, tuple[torch.Tensor, bool]] = OrderedDict()
-        self.empty_context = self._embed("")[0]  # (1, tokens, dim): the unconditional context, as diffusers encodes it
+        self._prompt_cache: OrderedDict[str, tuple] = OrderedDict()
+        # (1, tokens, dim): the unconditional context, as diffusers makes it (SDXL base: zeros for an empty prompt).
+        self.empty_context, self.empty_pooled, _ = self._embed("")
+        if self.xl and pipeline.config.force_zeros_for_empty_prompt:
+            self.empty_context, self.empty_pooled = (torch.zeros_like(self.empty_context),
+                                                     torch.zeros_like(self.empty_pooled))
         add_note(self.notes, f"fast path: genimg's sampling loop runs this {type(pipeline).__name__}'s modules, the "
                              "prompt embedding cached per prompt.")
         if self.guidance_embedding_dim is not None and self.options.guidance_cutoff is not None:
             add_note(self.notes, "guidance cutoff: this UNet takes guidance as an input and runs no unconditional "
                                  "pass to cut; ignored.")
+
+    def _upcast_vae_if_needed(self) -> None:
+        """SDXL's VAE overflows in fp16; like SDXL's __call__, decode in fp32 when its config says force_upcast."""
+        vae = self.pipeline.vae
+        if self.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+            vae.to(torch.float32)
+            add_note(self.notes, "SDXL VAE: decodes in fp32 (its config sets force_upcast: fp16 overflows), as "
+                                 "diffusers does.")
 
     def _apply_speed_options(self) -> None:
         """Fused QKV, channels_last, torch.compile / CUDA graphs on the denoiser and the VAE decoder, as asked."""
@@ -185,12 +211,14 @@ class DiffusersGenerator(BaseGenerator):
         return super().generate_batch(prompts, seeds, steps, guidance, on_step, timeout_s)
 
     @torch.inference_mode()
-    def _embed(self, prompt: str) -> tuple[torch.Tensor, bool]:
-        """(1, tokens, dim) prompt embedding from the pipeline's own encode_prompt (its tokenizer, attention mask,
-        clip skip), and whether the prompt was truncated; cached per prompt (the text encoder is frozen)."""
+    def _embed(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """(1, tokens, dim) prompt embedding from the pipeline's own encode_prompt (its tokenizers, attention mask,
+        clip skip), SDXL's (1, dim) pooled embedding (else None), and whether the prompt was truncated; cached per
+        prompt (the text encoders are frozen)."""
         if prompt not in self._prompt_cache:
-            embedding, _ = self.pipeline.encode_prompt(prompt, self.device, 1, do_classifier_free_guidance=False)
-            self._prompt_cache[prompt] = (embedding, self.truncated(prompt))
+            encoded = self.pipeline.encode_prompt(prompt, device=self.device, num_images_per_prompt=1,
+                                                  do_classifier_free_guidance=False)
+            self._prompt_cache[prompt] = (encoded[0], encoded[2] if self.xl else None, self.truncated(prompt))
             while len(self._prompt_cache) > PROMPT_CACHE_SIZE:
                 self._prompt_cache.popitem(last=False)
         self._prompt_cache.move_to_end(prompt)
@@ -199,29 +227,43 @@ class DiffusersGenerator(BaseGenerator):
     def encode(self, prompts: list[str], batch_size: int, timer: StageTimer) -> TextEmbeddings:
         with timer.stage("text_encode"):
             entries = [self._embed(prompt) for prompt in prompts]
-            tokens = torch.cat([embedding for embedding, _ in entries])  # (len(prompts), tokens, dim)
-        truncated = [was_cut for _, was_cut in entries]
+            tokens = torch.cat([embedding for embedding, _, _ in entries])  # (len(prompts), tokens, dim)
+            # SDXL's pooled embedding, (len(prompts), dim); SD UNets read the token embeddings only.
+            pooled = torch.cat([pooled for _, pooled, _ in entries]) if self.xl else None
+        truncated = [was_cut for _, _, was_cut in entries]
         if len(prompts) != batch_size:  # one prompt for the whole batch
             tokens, truncated = tokens.expand(batch_size, -1, -1), truncated * batch_size
-        # SD UNets read the token embeddings only: there is no pooled sentence embedding to give.
-        return TextEmbeddings(tokens, None, truncated)
+            pooled = pooled.expand(batch_size, -1) if self.xl else None
+        return TextEmbeddings(tokens, pooled, truncated)
 
     def _generate(self, request, text: TextEmbeddings, timer: StageTimer, on_step) -> torch.Tensor:
         noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
         generator = step_generators(request.seed, self.device)
-        guidance, unet_kwargs = request.guidance, {}
+        guidance, unet_kwargs, guided_unet_kwargs = request.guidance, {}, None
         if self.guidance_embedding_dim is not None:
             # As diffusers' LCM and SD pipelines do: w = guidance - 1, embedded, and no classifier-free guidance.
             w = torch.tensor(request.guidance - 1).repeat(request.batch_size)
             unet_kwargs["timestep_cond"] = self.pipeline.get_guidance_scale_embedding(
                 w, embedding_dim=self.guidance_embedding_dim).to(device=self.device, dtype=self.dtype)
             guidance = 1.0
+        if self.xl:
+            unet_kwargs, guided_unet_kwargs = self._added_conditioning(text.pooled, unet_kwargs)
         with timer.stage("denoise"):
             latents = denoise(self.pipeline.unet, self.scheduler, noise, text.tokens, request.steps, guidance,
-                              self.empty_context, generator, on_step, self.options.guidance_cutoff, unet_kwargs)
+                              self.empty_context, generator, on_step, self.options.guidance_cutoff, unet_kwargs,
+                              guided_unet_kwargs)
         with timer.stage("decode"):
-            images = self.pipeline.vae.decode(latents / self.latent_scale, return_dict=False)[0]
+            vae = self.pipeline.vae
+            images = vae.decode((latents / self.latent_scale).to(vae.dtype), return_dict=False)[0]
         return images
+
+    def _added_conditioning(self, pooled: torch.Tensor, unet_kwargs: dict) -> tuple[dict, dict]:
+        """SDXL's added conditioning for conditional-only and guided UNet calls (unconditional half first)."""
+        time_ids = self.time_ids.expand(len(pooled), -1)  # (B, 6)
+        both_pooled = torch.cat([self.empty_pooled.expand_as(pooled), pooled])  # (2B, dim)
+        return ({**unet_kwargs, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}},
+                {**unet_kwargs, "added_cond_kwargs": {"text_embeds": both_pooled,
+                                                      "time_ids": torch.cat([time_ids, time_ids])}})
 
     @property
     def scheduler(self):

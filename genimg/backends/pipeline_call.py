@@ -119,6 +119,11 @@ class PipelineCall:
         if self.generator.options.guidance_cutoff is None:
             return []
         offered = getattr(self.pipeline, "_callback_tensor_inputs", [])
+        if hasattr(type(self.pipeline), "do_perturbed_attention_guidance"):
+            # PAG stacks a third, perturbed copy of every input: halving them as below would break the pipeline.
+            add_note(self.generator.notes, f"guidance cutoff: {type(self.pipeline).__name__} adds perturbed-attention "
+                                           "guidance to every step; ignored.")
+            return []
         if "prompt_embeds" not in offered:
             add_note(self.generator.notes, f"guidance cutoff: {type(self.pipeline).__name__} does not pass "
                                            "prompt_embeds to its step callback; ignored.")
