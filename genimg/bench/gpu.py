@@ -84,11 +84,11 @@ def _timed(path, batch_size: int, device: str) -> tuple[float, list]:
     return (time.perf_counter() - start) * 1000, images
 
 
-def genimg_rows(compile: bool, cuda: bool, tiny_decoder: str) -> list[dict]:
+def genimg_rows(compile: bool, cuda: bool, tiny_decoder: str | None) -> list[dict]:
     """The speed options of genimg's rows: CUDA graphs (GPU), then compile, then the last of them + tiny decoder."""
     base = dict(channels_last=True, fuse_qkv=True, cuda_graphs=cuda)
     rows = [base] + ([dict(base, compile=True)] if compile else [])
-    return rows + [dict(rows[-1], tiny_decoder=tiny_decoder)]
+    return rows + ([dict(rows[-1], tiny_decoder=tiny_decoder)] if tiny_decoder else [])
 
 
 def agreement(images: list, reference: list) -> dict:
@@ -101,7 +101,7 @@ def agreement(images: list, reference: list) -> dict:
 
 
 def bench_architecture(arch: Architecture, device: str, precision: str, batch_sizes: list[int], rounds: int,
-                       compile: bool, workdir: Path, log) -> list[dict]:
+                       compile: bool, workdir: Path, log, tiny_decoder: bool = True) -> list[dict]:
     """Per batch size: the first call of every path (load, compile, capture) and interleaved timed rounds."""
     from genimg.options import SpeedOptions
     from genimg.registry import DEFAULT_CACHE
@@ -111,7 +111,7 @@ def bench_architecture(arch: Architecture, device: str, precision: str, batch_si
     cuda = device.startswith("cuda")
     makers = [lambda: StockPath(arch, folder, device, dtype)] + [
         lambda options=options: GenimgPath(arch, folder, device, precision, **options)
-        for options in genimg_rows(compile, cuda, str(folder / "tiny-decoder"))]
+        for options in genimg_rows(compile, cuda, str(folder / "tiny-decoder") if tiny_decoder else None)]
     paths, rows = [], []
     for make in makers:
         start = time.perf_counter()
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (saves minutes)")
     parser.add_argument("--compile", action="store_true", help="the torch.compile rows even with --tiny")
+    parser.add_argument("--no-tiny-decoder", action="store_true", help="leave out the tiny-decoder row")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default=None, help="fp16 on CUDA, fp32 elsewhere unless given")
     args = parser.parse_args(argv)
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             arch = tiny(ARCHITECTURES[arch_name]) if args.tiny else ARCHITECTURES[arch_name]
             report["results"] += bench_architecture(arch, device, precision, args.batch_sizes, args.rounds, compile,
                                                     Path(workdir), log=lambda text: print(text, file=sys.stderr,
-                                                                                          flush=True))
+                                                                                          flush=True),
+                                                    tiny_decoder=not args.no_tiny_decoder)
             # Written after every architecture, so a run cut short by a time limit still leaves its results.
             (out / "gpu-bench.json").write_text(json.dumps(report, indent=2, default=str))
             (out / "gpu-bench.md").write_text(markdown(report))

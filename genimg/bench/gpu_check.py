@@ -88,7 +88,7 @@ def write_summary(out: Path) -> None:
 def section(report: dict) -> list[str]:
     verdict = "passed" if report["passed"] else "FAILED"
     lines = [f"## {report['step']}: {verdict} ({report.get('seconds', 0):.0f} s, {report.get('device', '?')}"
-             f"{', tiny' if report.get('tiny') else ''})", "", report.get("doc", "").split("\n")[0], ""]
+             f"{', tiny' if report.get('tiny') else ''})", "", " ".join(report.get("doc", "").split()), ""]
     lines += [f"- {failure}" for failure in report.get("failures", [])]
     rows = report.get("rows") or []
     if rows:
@@ -96,7 +96,8 @@ def section(report: dict) -> list[str]:
         lines += ["", "| " + " | ".join(keys + ["passed"]) + " |", "|" + "---|" * (len(keys) + 1)]
         lines += ["| " + " | ".join(_cell(row.get(key)) for key in keys) + f" | {row['passed']} |" for row in rows]
     if report.get("markdown"):
-        lines += ["", report["markdown"].split("\n", 6)[-1]]  # the benchmark's tables, without its title
+        # The benchmark's tables, without its title, one heading level down.
+        lines += ["", report["markdown"].split("\n", 6)[-1].replace("\n## ", "\n### ")]
     lines += [f"- target: {target}" for target in report.get("targets", [])]
     return lines + [""]
 
