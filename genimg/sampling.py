@@ -37,9 +37,17 @@ def guided_step_count(steps: int, guidance_cutoff: float | None) -> int:
 def denoise(unet, scheduler: SchedulerMixin, noise: torch.Tensor, context: torch.Tensor, steps: int,
             guidance: float = 1.0, empty_context: torch.Tensor | None = None,
             generator: torch.Generator | None = None, on_step=None,
-            guidance_cutoff: float | None = None) -> torch.Tensor:
+            guidance_cutoff: float | None = None, unet_kwargs: dict | None = None,
+            guided_unet_kwargs: dict | None = None) -> torch.Tensor:
     """Runs ``steps`` scheduler steps from ``noise`` with classifier-free guidance when ``guidance > 1``, on the
-    first ``guidance_cutoff`` fraction of the steps (all of them when None); the rest run the conditional pass alone."""
+    first ``guidance_cutoff`` fraction of the steps (all of them when None); the rest run the conditional pass alone.
+    ``unet_kwargs`` go to every UNet call as they are (an LCM UNet's ``timestep_cond``, never doubled for guidance);
+    ``guided_unet_kwargs``, where given, replace them on guided steps (SDXL's added conditioning, unconditional half
+    first)."""
+    unet_kwargs = unet_kwargs or {}
+    guided_unet_kwargs = unet_kwargs if guided_unet_kwargs is None else guided_unet_kwargs
+    # Not every scheduler draws noise (PNDM, SD 1.5's default, takes no generator), as diffusers' pipelines check too.
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     scheduler.set_timesteps(steps, device=noise.device)
     timesteps = scheduler.timesteps
     guided_steps = guided_step_count(len(timesteps), guidance_cutoff)
@@ -51,11 +59,11 @@ def denoise(unet, scheduler: SchedulerMixin, noise: torch.Tensor, context: torch
         guided = index < guided_steps
         model_input = scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, timestep)
         prediction = unet(model_input, timestep, encoder_hidden_states=both_contexts if guided else context,
-                          return_dict=False)[0]
+                          return_dict=False, **(guided_unet_kwargs if guided else unet_kwargs))[0]
         if guided:
             unconditional, conditional = prediction.chunk(2)
             prediction = unconditional + guidance * (conditional - unconditional)
-        latents = scheduler.step(prediction, timestep, latents, generator=generator, return_dict=False)[0]
+        latents = scheduler.step(prediction, timestep, latents, return_dict=False, **step_kwargs)[0]
         if on_step is not None:
             on_step(index + 1, len(timesteps))
     return latents

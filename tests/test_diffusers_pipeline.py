@@ -66,7 +66,8 @@ def test_hub_ids_fail_with_a_clear_message_when_offline():
 
 @pytest.mark.slow
 def test_a_guidance_cutoff_on_a_pipeline_matches_the_embedded_sampler():
-    """diffusers' dynamic-CFG callback on the stock pipeline gives genimg's own cutoff images, pixel for pixel."""
+    """The embedded folder loaded as a model= pipeline (genimg's loop on the folder's modules, the pipeline's own
+    encode_prompt) gives the embedded generator's cutoff images, pixel for pixel."""
     from genimg.backends.diffusers_pipeline import DiffusersGenerator
     from genimg.options import SpeedOptions
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from genimg.concepts import ConceptIndex, ConceptMatch
 from genimg.errors import InvalidRequest
-from genimg.guards import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
+from genimg.guards import (MAX_PIXELS_PER_REQUEST, Deadline, call_freeing_memory_on_oom, check_finite,
+                           check_pixel_budget)
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
 from genimg.text import TextEmbeddings, TextEncoder
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
@@ -69,6 +70,8 @@ class BaseGenerator:
     default_steps: int | None = None
     default_guidance: float | None = None
     image_size = (64, 64)  # (height, width): what the embedded emoji models draw; the pixel budget reads it
+    # Batch x height x width one request may hold; a caller with the memory for more (the GPU benchmark) may raise it.
+    max_pixels = MAX_PIXELS_PER_REQUEST
     # True for a backend that seeds its sampler's step noise with step_generators(request.seed, device).
     step_noise_per_image = False
 
@@ -120,7 +123,7 @@ class BaseGenerator:
         device included; checked between denoising steps (GenerationTimeout)."""
         deadline = Deadline(timeout_s)
         request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
-        check_pixel_budget(request.batch_size, self.image_size)
+        check_pixel_budget(request.batch_size, self.image_size, self.max_pixels)
         images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
         return Generation(images, timings, peak_memory, self.info(request, text.truncated[0], text.match(0)))
 
@@ -133,7 +136,7 @@ class BaseGenerator:
         requests = single_image_requests(prompts, seeds, steps, guidance)
         batch = self.with_defaults(dataclasses.replace(requests[0], batch_size=len(requests),
                                                        seed=ImageSeeds(r.seed for r in requests)))
-        check_pixel_budget(batch.batch_size, self.image_size)
+        check_pixel_budget(batch.batch_size, self.image_size, self.max_pixels)
         if len(requests) > 1 and not self.batches_exactly(batch.steps):
             alone = [self.generate(r.prompt, r.steps, 1, r.seed, r.guidance, on_step, deadline.remaining_s())
                      for r in requests]

@@ -1,23 +1,36 @@
 """Any diffusers text-to-image pipeline (hub id or local folder) behind the same interface and timings.
 
-Text encoding is timed with hooks on the pipeline's text encoder(s), so the breakdown works for SD 1.5, SD-Turbo,
-SDXL(-Turbo) and LCM pipelines alike; denoising is the rest of the pipeline call; decoding is timed on its own.
+For the Stable Diffusion families whose parts genimg knows (SD 1.x/2.x, SD-Turbo, LCM-distilled SD, SDXL and
+SDXL-Turbo: a UNet2DConditionModel, an AutoencoderKL or AutoencoderTiny and CLIP text encoders) the pipeline's
+modules run in genimg's
+own loop, the one the embedded models use: the prompt embedding cached per prompt, ``sampling.denoise`` with the
+guidance cutoff, the UNet and decoder through ``accel.prepare_module``, noise drawn on the CPU (same seed, same image
+on any device). Given the same starting noise it draws what the pipeline's ``__call__`` draws
+(tests/test_diffusers_fast_path.py). Any other pipeline runs through its own ``__call__``
+(``backends/pipeline_call.py``) and its notes say so.
 """
 from __future__ import annotations
 
-import dataclasses
-import time
+import inspect
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
 from genimg.accel import add_note
-from genimg.backends.base import BaseGenerator, single_image_requests, to_pil
+from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
+from genimg.backends.pipeline_call import PipelineCall
 from genimg.errors import ModelLoadError
-from genimg.guards import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
-from genimg.options import Request, SpeedOptions
-from genimg.sampling import guided_step_count
-from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory, synchronize
+from genimg.options import SpeedOptions
+from genimg.sampling import denoise
+from genimg.text import TextEmbeddings
+from genimg.timing import Generation, StageTimer
+
+# The pipeline classes whose __call__ genimg's loop reproduces (LCM's is SD's without the unconditional pass; SDXL's
+# adds a pooled text embedding and the image size as "time ids" to every UNet call).
+SDXL = "StableDiffusionXLPipeline"
+LOOP_PIPELINES = ("StableDiffusionPipeline", "LatentConsistencyModelPipeline", SDXL)
+PROMPT_CACHE_SIZE = 256
 
 
 def model_source(model: str) -> str:
@@ -54,26 +67,6 @@ def load_tiny_decoder(model: str, dtype: torch.dtype):
                              "config.json and weights.") from error
 
 
-class _TextTimer:
-    """Forward hooks that add the time spent in the text encoder(s) to a stage timer's totals."""
-
-    def __init__(self, pipeline, device: str):
-        self.device, self.elapsed_ms, self._started = device, 0.0, 0.0
-        for name in ("text_encoder", "text_encoder_2"):
-            module = getattr(pipeline, name, None)
-            if module is not None:
-                module.register_forward_pre_hook(self._start)
-                module.register_forward_hook(self._stop)
-
-    def _start(self, *_):
-        synchronize(self.device)
-        self._started = time.perf_counter()
-
-    def _stop(self, *_):
-        synchronize(self.device)
-        self.elapsed_ms += (time.perf_counter() - self._started) * 1000
-
-
 def pipeline_image_size(pipeline) -> tuple[int, int]:
     """The (height, width) a pipeline draws by default: its latent sample size times the VAE's downscale."""
     scale = getattr(pipeline, "vae_scale_factor", 8)
@@ -83,11 +76,40 @@ def pipeline_image_size(pipeline) -> tuple[int, int]:
     return int(height * scale), int(width * scale)
 
 
+def loop_refusal(pipeline) -> str | None:
+    """Why genimg's own loop cannot run ``pipeline`` (then its __call__ does), or None when it can."""
+    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+
+    kind = type(pipeline).__name__
+    unet = getattr(pipeline, "unet", None)
+    if kind not in LOOP_PIPELINES:
+        return f"{kind} is not one of the pipelines genimg's loop runs ({', '.join(LOOP_PIPELINES)})"
+    if not isinstance(unet, UNet2DConditionModel):
+        return "its denoiser is not a UNet2DConditionModel"
+    if unet.config.addition_embed_type != ("text_time" if kind == SDXL else None):
+        return f"its UNet takes added conditioning of the kind {unet.config.addition_embed_type!r}"
+    if kind == SDXL and (getattr(pipeline, "text_encoder", None) is None or pipeline.text_encoder_2 is None):
+        return "it lacks one of SDXL's two text encoders"
+    if not isinstance(getattr(pipeline, "vae", None), (AutoencoderKL, AutoencoderTiny)):
+        return "its autoencoder is neither an AutoencoderKL nor an AutoencoderTiny"
+    if getattr(pipeline, "text_encoder", None) is None or getattr(pipeline, "tokenizer", None) is None:
+        return "it has no text encoder and tokenizer"
+    if kind == "LatentConsistencyModelPipeline" and unet.config.time_cond_proj_dim is None:
+        return "its UNet takes no guidance embedding (time_cond_proj_dim)"
+    return None
+
+
+def default_guidance(pipeline) -> float:
+    """The guidance scale the pipeline's __call__ uses when none is given (7.5 for SD, 8.5 for LCM)."""
+    default = inspect.signature(type(pipeline).__call__).parameters["guidance_scale"].default
+    return float(default)
+
+
 class DiffusersGenerator(BaseGenerator):
     name = "latent"
     default_steps = 4
     default_guidance = None
-    step_noise_per_image = True  # generate_batch hands the pipeline one generator per image
+    step_noise_per_image = True  # both paths seed step noise per image in a batch of separate requests
 
     def __init__(self, options: SpeedOptions, model: str, **components):
         super().__init__(options)
@@ -103,9 +125,54 @@ class DiffusersGenerator(BaseGenerator):
             self.pipeline.vae = load_tiny_decoder(self.options.tiny_decoder, self.dtype).to(self.device)
             add_note(self.notes, f"tiny decoder: AutoencoderTiny from {self.options.tiny_decoder} decodes the "
                                  "latents (its own weights, not the pipeline's VAE).")
-        self.text_timer = _TextTimer(self.pipeline, self.device)
         self.image_size = pipeline_image_size(self.pipeline)
+        refusal = loop_refusal(self.pipeline)  # before prepare_module wraps the UNet
+        self.xl = refusal is None and type(self.pipeline).__name__ == SDXL
+        if self.xl:
+            self._upcast_vae_if_needed()
         self._apply_speed_options()
+        self.fast_path = refusal is None
+        if self.fast_path:
+            self._prepare_loop()
+        else:
+            self.call = PipelineCall(self)
+            add_note(self.notes, f"fallback: {type(self.pipeline).__name__} runs through its own __call__ ({refusal});"
+                                 " no prompt-embedding cache. genimg's own loop runs SD 1.x/2.x, SD-Turbo, "
+                                 "LCM-distilled SD and SDXL(-Turbo) pipelines.")
+
+    def _prepare_loop(self) -> None:
+        """What genimg's loop needs from the pipeline: latent shape and scale, guidance, the empty prompt."""
+        pipeline, unet = self.pipeline, self.pipeline.unet
+        height, width = self.image_size
+        scale = pipeline.vae_scale_factor
+        self.latent_shape = (unet.config.in_channels, height // scale, width // scale)  # (4, H/8, W/8)
+        self.latent_scale = pipeline.vae.config.scaling_factor
+        self.default_guidance = default_guidance(pipeline)
+        if self.xl:  # original size, crop corner, target size: (1, 6), as SDXL's __call__ builds them by default
+            self.time_ids = pipeline._get_add_time_ids(
+                self.image_size, (0, 0), self.image_size, dtype=self.dtype,
+                text_encoder_projection_dim=pipeline.text_encoder_2.config.projection_dim).to(self.device)
+        # LCM UNets take the guidance scale as an input (a w-embedding) and run no unconditional pass.
+        self.guidance_embedding_dim = unet.config.time_cond_proj_dim
+        self._prompt_cache: OrderedDict[str, tuple] = OrderedDict()
+        # (1, tokens, dim): the unconditional context, as diffusers makes it (SDXL base: zeros for an empty prompt).
+        self.empty_context, self.empty_pooled, _ = self._embed("")
+        if self.xl and pipeline.config.force_zeros_for_empty_prompt:
+            self.empty_context, self.empty_pooled = (torch.zeros_like(self.empty_context),
+                                                     torch.zeros_like(self.empty_pooled))
+        add_note(self.notes, f"fast path: genimg's sampling loop runs this {type(pipeline).__name__}'s modules, the "
+                             "prompt embedding cached per prompt.")
+        if self.guidance_embedding_dim is not None and self.options.guidance_cutoff is not None:
+            add_note(self.notes, "guidance cutoff: this UNet takes guidance as an input and runs no unconditional "
+                                 "pass to cut; ignored.")
+
+    def _upcast_vae_if_needed(self) -> None:
+        """SDXL's VAE overflows in fp16; like SDXL's __call__, decode in fp32 when its config says force_upcast."""
+        vae = self.pipeline.vae
+        if self.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+            vae.to(torch.float32)
+            add_note(self.notes, "SDXL VAE: decodes in fp32 (its config sets force_upcast: fp16 overflows), as "
+                                 "diffusers does.")
 
     def _apply_speed_options(self) -> None:
         """Fused QKV, channels_last, torch.compile / CUDA graphs on the denoiser and the VAE decoder, as asked."""
@@ -133,81 +200,70 @@ class DiffusersGenerator(BaseGenerator):
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
-        deadline = Deadline(timeout_s)
-        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
-        check_pixel_budget(request.batch_size, self.image_size)
-        images, timings, peak_memory = self._run(request.prompt, request, torch.Generator().manual_seed(request.seed),
-                                                 on_step, deadline)
-        return Generation(images, timings, peak_memory, self.info(request, self.truncated(request.prompt)))
+        if not self.fast_path:
+            return self.call.generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s)
+        return super().generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s)
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
                        guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
-        """One image per (prompt, seed), batched: diffusers takes a list of prompts and one generator per image."""
-        deadline = Deadline(timeout_s)
-        requests = single_image_requests(prompts, seeds, steps, guidance)
-        batch = self.with_defaults(dataclasses.replace(requests[0], batch_size=len(requests)))
-        check_pixel_budget(batch.batch_size, self.image_size)
-        generators = [torch.Generator().manual_seed(r.seed) for r in requests]
-        images, timings, peak_memory = self._run([r.prompt for r in requests], batch, generators, on_step, deadline)
-        return [Generation([image], timings, peak_memory,
-                           {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed),
-                                        self.truncated(r.prompt)), "batched_with": len(requests)})
-                for r, image in zip(requests, images)]
+        if not self.fast_path:
+            return self.call.generate_batch(prompts, seeds, steps, guidance, on_step, timeout_s)
+        return super().generate_batch(prompts, seeds, steps, guidance, on_step, timeout_s)
 
-    def _run(self, prompt, request: Request, generator, on_step, deadline):
-        on_step = deadline.wrap(on_step)
-        cutoff_inputs = self._cutoff_tensor_inputs()
-        guided_steps = guided_step_count(request.steps, self.options.guidance_cutoff)
-        callback = None
-        if on_step is not None or cutoff_inputs:
-            def callback(pipe, index, timestep, kwargs):
-                if cutoff_inputs and index + 1 == guided_steps and pipe.do_classifier_free_guidance:
-                    # diffusers' dynamic-CFG recipe: keep the conditional half of every doubled input, guidance off.
-                    kwargs.update({name: kwargs[name].chunk(2)[-1] for name in cutoff_inputs})
-                    pipe._guidance_scale = 0.0
-                if on_step is not None:
-                    on_step(index + 1, pipe.num_timesteps)
-                return kwargs
-        extra = {} if request.guidance is None else {"guidance_scale": request.guidance}
-        if cutoff_inputs:
-            extra["callback_on_step_end_tensor_inputs"] = cutoff_inputs
-        # A list of prompts already holds one image each; one prompt is repeated batch_size times.
-        per_prompt = 1 if isinstance(prompt, list) else request.batch_size
+    @torch.inference_mode()
+    def _embed(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """(1, tokens, dim) prompt embedding from the pipeline's own encode_prompt (its tokenizers, attention mask,
+        clip skip), SDXL's (1, dim) pooled embedding (else None), and whether the prompt was truncated; cached per
+        prompt (the text encoders are frozen)."""
+        if prompt not in self._prompt_cache:
+            encoded = self.pipeline.encode_prompt(prompt, device=self.device, num_images_per_prompt=1,
+                                                  do_classifier_free_guidance=False)
+            self._prompt_cache[prompt] = (encoded[0], encoded[2] if self.xl else None, self.truncated(prompt))
+            while len(self._prompt_cache) > PROMPT_CACHE_SIZE:
+                self._prompt_cache.popitem(last=False)
+        self._prompt_cache.move_to_end(prompt)
+        return self._prompt_cache[prompt]
 
-        def run():
-            with self.lock, torch.inference_mode():
-                deadline.check("waiting for the device")
-                reset_peak_memory(self.device)
-                timer, self.text_timer.elapsed_ms = StageTimer(self.device), 0.0
-                with timer.stage("denoise"):
-                    latents = self.pipeline(
-                        prompt, num_inference_steps=request.steps, num_images_per_prompt=per_prompt,
-                        output_type="latent", generator=generator, callback_on_step_end=callback, **extra,
-                    ).images
-                with timer.stage("decode"):
-                    vae = self.pipeline.vae
-                    images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-                check_finite(images)
-                with timer.stage("to_pil"):
-                    pil_images = to_pil(images)
-                timings = timer.finish()
-                timings["text_encode"] = self.text_timer.elapsed_ms
-                timings["denoise"] -= self.text_timer.elapsed_ms
-                return pil_images, timings, peak_memory_bytes(self.device)
+    def encode(self, prompts: list[str], batch_size: int, timer: StageTimer) -> TextEmbeddings:
+        with timer.stage("text_encode"):
+            entries = [self._embed(prompt) for prompt in prompts]
+            tokens = torch.cat([embedding for embedding, _, _ in entries])  # (len(prompts), tokens, dim)
+            # SDXL's pooled embedding, (len(prompts), dim); SD UNets read the token embeddings only.
+            pooled = torch.cat([pooled for _, pooled, _ in entries]) if self.xl else None
+        truncated = [was_cut for _, _, was_cut in entries]
+        if len(prompts) != batch_size:  # one prompt for the whole batch
+            tokens, truncated = tokens.expand(batch_size, -1, -1), truncated * batch_size
+            pooled = pooled.expand(batch_size, -1) if self.xl else None
+        return TextEmbeddings(tokens, pooled, truncated)
 
-        return call_freeing_memory_on_oom(run, request.batch_size)
+    def _generate(self, request, text: TextEmbeddings, timer: StageTimer, on_step) -> torch.Tensor:
+        noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
+        generator = step_generators(request.seed, self.device)
+        guidance, unet_kwargs, guided_unet_kwargs = request.guidance, {}, None
+        if self.guidance_embedding_dim is not None:
+            # As diffusers' LCM and SD pipelines do: w = guidance - 1, embedded, and no classifier-free guidance.
+            w = torch.tensor(request.guidance - 1).repeat(request.batch_size)
+            unet_kwargs["timestep_cond"] = self.pipeline.get_guidance_scale_embedding(
+                w, embedding_dim=self.guidance_embedding_dim).to(device=self.device, dtype=self.dtype)
+            guidance = 1.0
+        if self.xl:
+            unet_kwargs, guided_unet_kwargs = self._added_conditioning(text.pooled, unet_kwargs)
+        with timer.stage("denoise"):
+            latents = denoise(self.pipeline.unet, self.scheduler, noise, text.tokens, request.steps, guidance,
+                              self.empty_context, generator, on_step, self.options.guidance_cutoff, unet_kwargs,
+                              guided_unet_kwargs)
+        with timer.stage("decode"):
+            vae = self.pipeline.vae
+            images = vae.decode((latents / self.latent_scale).to(vae.dtype), return_dict=False)[0]
+        return images
 
-    def _cutoff_tensor_inputs(self) -> list[str]:
-        """The doubled (unconditional + conditional) tensors a guidance cutoff halves; [] when no cutoff is asked for
-        or the pipeline does not hand them to its step callback (then the cutoff is noted and ignored)."""
-        if self.options.guidance_cutoff is None:
-            return []
-        offered = getattr(self.pipeline, "_callback_tensor_inputs", [])
-        if "prompt_embeds" not in offered:
-            add_note(self.notes, f"guidance cutoff: {type(self.pipeline).__name__} does not pass prompt_embeds to "
-                                 "its step callback; ignored.")
-            return []
-        return [name for name in ("prompt_embeds", "add_text_embeds", "add_time_ids") if name in offered]
+    def _added_conditioning(self, pooled: torch.Tensor, unet_kwargs: dict) -> tuple[dict, dict]:
+        """SDXL's added conditioning for conditional-only and guided UNet calls (unconditional half first)."""
+        time_ids = self.time_ids.expand(len(pooled), -1)  # (B, 6)
+        both_pooled = torch.cat([self.empty_pooled.expand_as(pooled), pooled])  # (2B, dim)
+        return ({**unet_kwargs, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}},
+                {**unet_kwargs, "added_cond_kwargs": {"text_embeds": both_pooled,
+                                                      "time_ids": torch.cat([time_ids, time_ids])}})
 
     @property
     def scheduler(self):
@@ -218,5 +274,5 @@ class DiffusersGenerator(BaseGenerator):
         tokenizer = getattr(self.pipeline, "tokenizer", None)
         return tokenizer is not None and len(tokenizer(prompt)["input_ids"]) > tokenizer.model_max_length
 
-    def info(self, request: Request, truncated: bool) -> dict:
-        return {**super().info(request, truncated), "model": self.model_id}
+    def info(self, request, truncated: bool, match=None) -> dict:
+        return {**super().info(request, truncated, match), "model": self.model_id}

@@ -1,0 +1,140 @@
+"""Every check that needs a GPU, as one list of steps: ``bash tools/gpu_check.sh OUT`` runs them in order, each in its
+own process under its own time budget, and each step's report is written under OUT as soon as it ends.
+
+    python -m genimg.bench.gpu_check --list                 # the steps, most important first, with their budgets
+    python -m genimg.bench.gpu_check --step backends --out OUT
+    GENIMG_GPU_CHECK_TINY=1 bash tools/gpu_check.sh OUT     # every step on the CPU with tiny models
+
+A step is a plain function ``step(check) -> report`` in ``genimg.bench.gpu_steps``; adding one is adding a
+``Step`` to ``STEPS`` (its place in the list is its priority). ``OUT/<step>.json`` holds its report and
+``OUT/summary.md`` one section per step, rewritten after every step. The device tool brings back at most 8 files:
+six steps' JSON, the summary and the log.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from genimg.bench import gpu_steps
+from genimg.bench.gpu_steps import Check
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: object  # (Check) -> dict with "passed"
+    budget_s: int  # on an H100; the shell script stops a step that runs over it (and the whole check at 420 s)
+
+
+STEPS = [
+    Step("backends", gpu_steps.backends, 90),
+    Step("faults", gpu_steps.faults, 45),
+    Step("app", gpu_steps.app, 75),
+    Step("benchmark", gpu_steps.benchmark, 90),
+    Step("compiled", gpu_steps.compiled, 120),
+    Step("benchmark_compiled", gpu_steps.benchmark_compiled, 150),
+]
+TOTAL_BUDGET_S = 420  # the issue's 7 minutes
+
+
+def tiny_mode() -> bool:
+    return os.environ.get("GENIMG_GPU_CHECK_TINY", "") not in ("", "0")
+
+
+def environment(check: Check) -> dict:
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() and not check.tiny else "cpu"
+    return {"device": device, "torch": torch.__version__, "tiny": check.tiny, "threads": torch.get_num_threads()}
+
+
+def run_step(step: Step, check: Check) -> dict:
+    """Runs one step; an exception is a failed step with its traceback, never a crash without a report."""
+    started = time.perf_counter()
+    try:
+        report = step.run(check)
+    except Exception as error:  # noqa: BLE001 - the report says what broke
+        report = {"passed": False, "failures": [f"{type(error).__name__}: {error}"],
+                  "traceback": traceback.format_exc()}
+    report = {"step": step.name, "doc": (step.run.__doc__ or "").strip(), **report,
+              "seconds": time.perf_counter() - started, **environment(check)}
+    write_report(check.out, report)
+    return report
+
+
+def write_report(out: Path, report: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{report['step']}.json").write_text(json.dumps(report, indent=2, default=str))
+    write_summary(out)
+
+
+def write_summary(out: Path) -> None:
+    """OUT/summary.md: one section per step that has a report, in the order of STEPS."""
+    lines = ["# genimg GPU check", ""]
+    for step in STEPS:
+        path = out / f"{step.name}.json"
+        if path.exists():
+            lines += section(json.loads(path.read_text()))
+    (out / "summary.md").write_text("\n".join(lines))
+
+
+def section(report: dict) -> list[str]:
+    verdict = "passed" if report["passed"] else "FAILED"
+    lines = [f"## {report['step']}: {verdict} ({report.get('seconds', 0):.0f} s, {report.get('device', '?')}"
+             f"{', tiny' if report.get('tiny') else ''})", "", " ".join(report.get("doc", "").split()), ""]
+    lines += [f"- {failure}" for failure in report.get("failures", [])]
+    rows = report.get("rows") or []
+    if rows:
+        keys = [key for key in rows[0] if key not in ("notes", "passed")]
+        lines += ["", "| " + " | ".join(keys + ["passed"]) + " |", "|" + "---|" * (len(keys) + 1)]
+        lines += ["| " + " | ".join(_cell(row.get(key)) for key in keys) + f" | {row['passed']} |" for row in rows]
+    if report.get("markdown"):
+        # The benchmark's tables, without its title, one heading level down.
+        lines += ["", report["markdown"].split("\n", 6)[-1].replace("\n## ", "\n### ")]
+    lines += [f"- target: {target}" for target in report.get("targets", [])]
+    return lines + [""]
+
+
+def _cell(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value).replace("|", "/").replace("\n", " ")[:120]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genimg.bench.gpu_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="print 'name budget_s' per step, most important first")
+    parser.add_argument("--step", choices=[step.name for step in STEPS], help="run one step (default: all, in order)")
+    parser.add_argument("--out", default="outputs/gpu-check")
+    parser.add_argument("--timed-out", metavar="STEP", help="write STEP's report as failed: it ran out of time")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.list:
+        print("\n".join(f"{step.name} {step.budget_s}" for step in STEPS))
+        return 0
+    if args.timed_out:
+        write_report(out, {"step": args.timed_out, "passed": False, "failures": [
+            "ran out of its time budget (or the check's 7 minutes); what it wrote before is in the log"]})
+        return 1
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    steps = [step for step in STEPS if args.step in (None, step.name)]
+    with tempfile.TemporaryDirectory(prefix="genimg-gpu-check-") as workdir:
+        check = Check(out=out, workdir=Path(os.environ.get("GENIMG_GPU_CHECK_WORKDIR") or workdir), tiny=tiny_mode())
+        check.workdir.mkdir(parents=True, exist_ok=True)
+        reports = [run_step(step, check) for step in steps]
+    for report in reports:
+        print(f"{report['step']}: {'passed' if report['passed'] else 'FAILED'} in {report['seconds']:.0f} s",
+              *report.get("failures", []), sep="\n  ", flush=True)
+    return 0 if all(report["passed"] for report in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

