@@ -1,16 +1,14 @@
-"""genimg demo: Generate | Compare | Benchmark | About. UI only: every image, timing and score comes from genimg.
+"""genimg demo: Generate | Live | Compare | Benchmark | About. UI only: every image, timing and score comes from genimg.
 
     python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
     gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -18,8 +16,10 @@ import gradio as gr
 import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
-from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
+from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
+from ui.common import LIMITS, number_input, user_errors
+from ui.live import build_live_tab
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
     import spaces
@@ -31,7 +31,6 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
-LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
 BACKEND_CHOICES = list(genimg.BACKENDS)
@@ -49,36 +48,6 @@ THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_m
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
 CSS = """.pixelated img { image-rendering: pixelated; }
 .wrap-captions .caption-label { white-space: normal; max-width: 95%; }"""
-
-logger = logging.getLogger("genimg.app")
-
-
-@contextmanager
-def user_errors():
-    """genimg's errors become gr.Error with their message; anything else is logged and reported, never a crash."""
-    try:
-        yield
-    except gr.Error:
-        raise
-    except genimg.GenimgError as error:
-        raise gr.Error(str(error)) from error
-    except Exception as error:  # noqa: BLE001 - the UI must survive whatever a model or a hub id throws
-        logger.exception("unexpected error")
-        raise gr.Error(f"Unexpected {type(error).__name__}: {error}") from error
-
-
-def number_input(component):
-    """The component, telling an API caller who sends text or null what is wrong (gradio's own error is opaque).
-    Wrapped on the instance: a subclass of a gradio component makes gradio write a .pyi file next to app.py."""
-    preprocess = component.preprocess
-
-    def checked_preprocess(payload):
-        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-            raise gr.Error(f"{component.label} must be a number, got {payload!r}.")
-        return preprocess(payload)
-
-    component.preprocess = checked_preprocess
-    return component
 
 
 def client_gone() -> bool:
@@ -351,6 +320,8 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
         with gr.Tab("Generate"):
             build_generate_tab()
+        with gr.Tab("Live"):
+            build_live_tab()
         with gr.Tab("Compare"):
             build_compare_tab()
         with gr.Tab("Benchmark"):

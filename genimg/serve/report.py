@@ -48,6 +48,17 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
     return "\n".join(lines)
 
 
+def live_markdown(result) -> str:
+    """One redraw of the Live tab in a line: the prompt, what it was drawn as, the milliseconds and where they went."""
+    info, timings = result.info, result.timings
+    match = info.get("drawn_as")
+    drawn = f" (drawn as {match['concept']})" if match else ""
+    stages = " · ".join(f"{stage} {ms:,.1f}" for stage, ms in timings.items() if stage != "total")
+    return (f"**{timings['total']:,.1f} ms** to draw \u201c{info['prompt']}\u201d{drawn}  \n"
+            f"{stages} ms · {info['backend']} {info['steps']} step{'s' if info['steps'] != 1 else ''} · "
+            f"{info['precision']} · {info['device']} · seed {info['seed']}")
+
+
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
                  single_pass: bool) -> str:
     """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
