@@ -1,4 +1,5 @@
-"""genimg demo: Generate | Live | Compare | Benchmark | About. UI only: every image, timing and score comes from genimg.
+"""genimg demo: Generate | Live | Image to image | Compare | Benchmark | About. UI only: every image, timing and
+score comes from genimg (the Live and Image to image tabs are built in ui/).
 
     python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
     gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
@@ -19,6 +20,7 @@ from genimg.serve.batching import batcher_for
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import LIMITS, number_input, user_errors
+from ui.img2img import build_img2img_tab
 from ui.live import build_live_tab
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
@@ -322,6 +324,8 @@ def build_demo() -> gr.Blocks:
             build_generate_tab()
         with gr.Tab("Live"):
             build_live_tab()
+        with gr.Tab("Image to image"):
+            build_img2img_tab()
         with gr.Tab("Compare"):
             build_compare_tab()
         with gr.Tab("Benchmark"):
