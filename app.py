@@ -86,11 +86,13 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     return generator, time.perf_counter() - start
 
 
-def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False):
+def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,
+                   negative_prompt: str = ""):
     """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
     (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
     numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
     steps = steps or None  # 0 (or empty) means the backend's default
+    negative = {"negative_prompt": negative_prompt} if (negative_prompt or "").strip() else {}
     if warm_up:
         progress(0, desc=f"{label}warming up")
         generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)
@@ -102,7 +104,7 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
 
     progress(0, desc=f"{label}generating")
     return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step,
-                              timeout_s=LIMITS.request_timeout_s)
+                              timeout_s=LIMITS.request_timeout_s, **negative)
 
 
 def match_scores(images, prompt: str) -> list[float]:
@@ -114,14 +116,19 @@ def match_scores(images, prompt: str) -> list[float]:
 @gpu
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
-             tiny_decoder: bool = False, match_concepts: bool = True, progress=gr.Progress()):
-    """Generate a batch; returns the images (captioned with their match score) and the latency report."""
+             tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
+             progress=gr.Progress()):
+    """Generate a batch; returns the images (captioned with their match score) and the latency report.
+    ``negative_prompt``: steers the guided teacher (latent); other backends ignore it and the report says so."""
+    if (negative_prompt or "").strip() and (model or "").strip():
+        raise gr.Error("A negative prompt is not yet supported for model= pipelines; clear it or the model box.")
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
                                            match_concepts)
         warm_up = bool(compile) or load_s > LOADED_NOW_S
-        result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up)
+        result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
+                                negative_prompt=negative_prompt)
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
@@ -251,6 +258,8 @@ def build_generate_tab() -> None:
                     tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
                 match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
                                              info="draw the emoji whose name is nearest in meaning (embedded models)")
+                negative_prompt = gr.Textbox("", label="Negative prompt", elem_id="negative-prompt",
+                                             info="the guided teacher (latent) steers away from it, at no extra pass")
             seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
@@ -259,7 +268,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts]
+              match_concepts, negative_prompt]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 

@@ -111,3 +111,16 @@ def test_benchmark_tab_shows_the_newest_results_on_disk(tmp_path, monkeypatch):
     (folder / "bench.md").write_text("| a table |")
     plot, text = app.bench_results()
     assert plot == str(folder / "bench.png") and text.startswith("| a table |")
+
+
+def test_a_negative_prompt_steers_the_teacher_and_the_report_says_it_cost_no_extra_pass(client):
+    request = dict(prompt="red heart", backend="latent", steps=2, batch_size=1, precision="fp32", seed=0,
+                   match_concepts=False)
+    plain, _ = client.predict(**request, api_name="/generate")
+    steered, latency = client.predict(**request, negative_prompt="a red apple", api_name="/generate")
+    assert "Negative prompt used in the unconditional pass of 2 of 2 steps" in latency and "no extra" in latency
+    assert images_of(plain)[0].read_bytes() != images_of(steered)[0].read_bytes()
+    _, ignored = client.predict(**{**request, "backend": "latent-lcm"}, negative_prompt="apple", api_name="/generate")
+    assert "Negative prompt ignored" in ignored
+    with pytest.raises(Exception, match="not yet supported for model="):
+        client.predict(**request, model="nobody/no-such-model", negative_prompt="apple", api_name="/generate")
