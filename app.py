@@ -45,6 +45,8 @@ LOADED_NOW_S = 0.05
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
 # Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
 # tiny decoder, the one-pass GAN.
+# Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
+DEFAULT_REPEATS, MAX_REPEATS = 5, 20
 COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
@@ -160,6 +162,13 @@ def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
     return [str(path) for path in paths]
 
 
+def checked_repeats(repeats) -> int:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, float)) or repeats != int(repeats) \
+            or not 1 <= repeats <= MAX_REPEATS:
+        raise gr.Error(f"Repeats must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}.")
+    return int(repeats)
+
+
 @gpu
 def compare(prompt: str, seed: int = 0,
             backend_1: str = "latent", precision_1: str = "fp32", steps_1: int = 20, scheduler_1: str = "default",
@@ -169,10 +178,11 @@ def compare(prompt: str, seed: int = 0,
             backend_3: str = "latent-lcm", precision_3: str = "fp32", steps_3: int = 2, scheduler_3: str = "default",
             tiny_decoder_3: bool = True,
             backend_4: str = "gan", precision_4: str = "fp32", steps_4: int = 1, scheduler_4: str = "default",
-            tiny_decoder_4: bool = False, progress=gr.Progress()):
-    """Run 2-4 configurations on the same prompt and seed (each warmed up once, untimed), first one as baseline.
+            tiny_decoder_4: bool = False, repeats: int = DEFAULT_REPEATS, progress=gr.Progress()):
+    """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
+    is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
 
-    Returns the captioned images, the latency bar chart, the results table and the CSV + JSON downloads.
+    Returns the captioned images, the chart of every run's latency, the results table and the CSV + JSON downloads.
     """
     import pandas as pd
 
@@ -190,18 +200,24 @@ def compare(prompt: str, seed: int = 0,
             generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
                                           False, config["tiny_decoder"])
             single_pass = generator.default_steps is None
-            result = run_generation(generator, prompt, None if single_pass else config["steps"], 1, seed, progress,
-                                    label=f"{index}/{len(configs)}: ", warm_up=True)
+            steps = None if single_pass else config["steps"]
+            # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
+            warm_up = run_generation(generator, prompt, steps, 1, seed, progress, label=f"{index}/{len(configs)}: ")
+            results = [run_generation(generator, prompt, steps, 1, seed, progress,
+                                      label=f"{index}/{len(configs)}: run {run}/{repeats}: ")
+                       for run in range(1, checked_repeats(repeats) + 1)]
+            result = results[0]
             label = report.config_label(index, **config, single_pass=single_pass)
             score = match_scores(result.images, result.info["prompt"])[0]
-            row = report.compare_row(label, config, result, score, rows[0]["latency_ms"] if rows else None)
+            row = report.compare_row(label, config, results, score, rows[0]["latency_ms"] if rows else None,
+                                     warm_up_ms=warm_up.timings["total"])
             rows.append(row)
             # Captions stay short; the table below names each configuration in full.
             gallery.append((result.images[0], f"{index}: {row['latency_ms']:,.0f} ms · {row['speedup']:.2f}x · "
                                               f"match {score:.0f}"))
-    chart = pd.DataFrame({"config": [row["config"] for row in rows], "latency_ms": [row["latency_ms"] for row in rows]})
-    table = pd.DataFrame([{key: row[key] for key in ("config", "latency_ms", "speedup", "match_score", "drawn_as")}
-                          for row in rows])
+    chart = pd.DataFrame([{"config": row["config"], "run": run, "latency_ms": ms}
+                          for row in rows for run, ms in enumerate(row["runs_ms"], start=1)])
+    table = pd.DataFrame(report.compare_table(rows))
     return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"])
 
 
@@ -275,7 +291,10 @@ def build_generate_tab() -> None:
 
 def build_compare_tab() -> None:
     prompt = gr.Textbox(label="Prompt", value="a slice of pizza")
-    seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+    with gr.Row():
+        seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+        repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
+                                         info="timed runs per configuration, after one warm-up run timed apart"))
     config_inputs = []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
@@ -291,11 +310,14 @@ def build_compare_tab() -> None:
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
-    table = gr.Dataframe(label="Results (speed-up vs configuration 1)", interactive=False)
-    chart = gr.BarPlot(x="config", y="latency_ms", title="Latency per image (ms, lower is faster)", sort=None,
-                       label="Latency", x_title="configuration", y_title="ms", x_label_angle=-15, height=320)
+    table = gr.Dataframe(label="Results: median and p90 of the repeats (speed-up vs configuration 1)",
+                         interactive=False)
+    chart = gr.ScatterPlot(x="config", y="latency_ms", color="config", title="Every timed run (ms, lower is faster)",
+                           sort=None, label="Latency spread", x_title="configuration", y_title="ms",
+                           x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
-    button.click(compare, [prompt, seed, *config_inputs], [gallery, chart, table, downloads], api_name="compare",
+    button.click(compare, [prompt, seed, *config_inputs, repeats], [gallery, chart, table, downloads],
+                 api_name="compare",
                  concurrency_id="models")
 
 

@@ -60,7 +60,7 @@ def test_batch_returns_that_many_images(client):
 def test_compare_two_configurations(client):
     gallery, chart, table, downloads = client.predict(
         "red heart", 0, "latent-lcm", "fp32", 2, "default", False, "gan", "fp32", 1, "default", False,
-        backend_3="off", backend_4="off", api_name="/compare")
+        backend_3="off", backend_4="off", repeats=3, api_name="/compare")
     captions = [item["caption"] for item in gallery]
     assert len(captions) == 2 and captions[0].startswith("1: ") and "1.00x" in captions[0]
     assert "ms" in captions[1] and "match" in captions[1]
@@ -71,6 +71,13 @@ def test_compare_two_configurations(client):
     assert results[0]["speedup"] == 1.0 and results[1]["latency_ms"] > 0
     assert [row["drawn_as"] for row in results] == ["red heart", "red heart"]
     assert "drawn_as" in table["headers"]
+    assert {"runs", "median ms", "p90 ms", "warm-up ms", "stages ms (median / p90)"} <= set(table["headers"])
+    for row in results:  # three timed runs each, the warm-up apart; median <= p90 over the same runs
+        assert row["repeats"] == 3 and len(row["runs_ms"]) == 3 and row["warm_up_ms"] > 0
+        assert min(row["runs_ms"]) <= row["latency_ms"] <= row["latency_p90_ms"] == max(row["runs_ms"])
+        assert row["latency_ms"] == sorted(row["runs_ms"])[1]
+    assert results[0]["denoise_ms"] <= results[0]["denoise_p90_ms"]
+    assert len(chart["data"]) == 6 and chart["mark"] == "point"  # every timed run a point: the spread
     assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
 
 
@@ -87,6 +94,12 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, arguments,
         client.predict(**{**request, **arguments}, api_name="/generate")
     gallery, _ = client.predict(**request, api_name="/generate")
     assert len(images_of(gallery)) == 1
+
+
+def test_compare_refuses_a_bad_number_of_repeats(client):
+    with pytest.raises(Exception, match="greater than maximum value 20|Repeats must be"):
+        client.predict("rocket", 0, backend_1="gan", backend_2="gan", backend_3="off", backend_4="off", repeats=50,
+                       api_name="/compare")
 
 
 def test_compare_needs_two_configurations(client):
