@@ -17,6 +17,7 @@ import gradio as gr
 import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
+from genimg.serve.breakeven import BreakEvenCache
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import LIMITS, number_input, user_errors
@@ -42,6 +43,8 @@ OFF = "off"
 WARM_UP_PROMPT = "warm-up"
 # genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
 LOADED_NOW_S = 0.05
+# Per Generate configuration with compile on: its first call, and the same call's time without compile (once).
+BREAK_EVEN = BreakEvenCache()
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
 # Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
 # tiny decoder, the one-pass GAN.
@@ -129,13 +132,23 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
                                            match_concepts)
         warm_up = bool(compile) or load_s > LOADED_NOW_S
+        # With compile on, the first call of each configuration (it compiles) is timed: the break-even needs it.
+        key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, steps, batch_size)
+        if compile:
+            progress(0, desc="first call (compiling)")
+            BREAK_EVEN.first_call(key, lambda: generator.generate(WARM_UP_PROMPT, steps=steps or None,
+                                                                  batch_size=batch_size, seed=seed))
         result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
                                 negative_prompt=negative_prompt)
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
+        break_even = compile and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
+            backend, precision, model, scheduler, False, tiny_decoder, match_concepts)[0].generate(
+            prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
-    return gallery, report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None, warm_up)
+    text = report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None, warm_up)
+    return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "")
 
 
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):

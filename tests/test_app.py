@@ -137,3 +137,10 @@ def test_a_negative_prompt_steers_the_teacher_and_the_report_says_it_cost_no_ext
     assert "Negative prompt ignored" in ignored
     with pytest.raises(Exception, match="not yet supported for model="):
         client.predict(**request, model="nobody/no-such-model", negative_prompt="apple", api_name="/generate")
+
+
+def test_compile_reports_its_first_call_and_when_it_pays_for_itself(client):
+    _, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0,
+                                compile=True, api_name="/generate")
+    assert "**Break-even (torch.compile)**: the first call took" in latency
+    assert "pays for itself after" in latency or "never pays for itself" in latency
