@@ -18,6 +18,7 @@ import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
 from genimg.serve.breakeven import BreakEvenCache
+from genimg.serve.reproduce import reproduce_compare, reproduce_generate_api
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import LIMITS, number_input, user_errors
@@ -54,6 +55,7 @@ COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lc
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
 CSS = """.pixelated img { image-rendering: pixelated; }
+.upscaled img { width: 256px !important; height: 256px !important; object-fit: contain; }
 .wrap-captions .caption-label { white-space: normal; max-width: 95%; }"""
 
 
@@ -148,7 +150,11 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
     text = report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None, warm_up)
-    return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "")
+    code = reproduce_generate_api(dict(prompt=prompt, backend=backend, steps=steps, batch_size=batch_size,
+                                       precision=precision, seed=seed, model=model, scheduler=scheduler,
+                                       compile=bool(compile), tiny_decoder=bool(tiny_decoder),
+                                       match_concepts=bool(match_concepts), negative_prompt=negative_prompt))
+    return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "") + "\n" + code
 
 
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
@@ -195,7 +201,8 @@ def compare(prompt: str, seed: int = 0,
     """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
     is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
 
-    Returns the captioned images, the chart of every run's latency, the results table and the CSV + JSON downloads.
+    Returns the captioned images, the chart of every run's latency, the results table, the CSV + JSON downloads
+    and the code that reproduces it.
     """
     import pandas as pd
 
@@ -231,7 +238,8 @@ def compare(prompt: str, seed: int = 0,
     chart = pd.DataFrame([{"config": row["config"], "run": run, "latency_ms": ms}
                           for row in rows for run, ms in enumerate(row["runs_ms"], start=1)])
     table = pd.DataFrame(report.compare_table(rows))
-    return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"])
+    code = reproduce_compare(prompt, seed, configs, checked_repeats(repeats))
+    return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"]), code
 
 
 def bench_results() -> tuple[str | None, str]:
@@ -329,7 +337,8 @@ def build_compare_tab() -> None:
                            sort=None, label="Latency spread", x_title="configuration", y_title="ms",
                            x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
-    button.click(compare, [prompt, seed, *config_inputs, repeats], [gallery, chart, table, downloads],
+    code = gr.Markdown(elem_id="compare-code")
+    button.click(compare, [prompt, seed, *config_inputs, repeats], [gallery, chart, table, downloads, code],
                  api_name="compare",
                  concurrency_id="models")
 

@@ -58,7 +58,7 @@ def test_batch_returns_that_many_images(client):
 
 
 def test_compare_two_configurations(client):
-    gallery, chart, table, downloads = client.predict(
+    gallery, chart, table, downloads, code = client.predict(
         "red heart", 0, "latent-lcm", "fp32", 2, "default", False, "gan", "fp32", 1, "default", False,
         backend_3="off", backend_4="off", repeats=3, api_name="/compare")
     captions = [item["caption"] for item in gallery]
@@ -79,6 +79,8 @@ def test_compare_two_configurations(client):
     assert results[0]["denoise_ms"] <= results[0]["denoise_p90_ms"]
     assert len(chart["data"]) == 6 and chart["mark"] == "point"  # every timed run a point: the spread
     assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
+    assert "genimg.load('latent-lcm', precision='fp32')" in code and "--backend gan" in code
+    assert "repeats=3, api_name='/compare'" in code and "backend_3='off'" in code
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -144,3 +146,17 @@ def test_compile_reports_its_first_call_and_when_it_pays_for_itself(client):
                                 compile=True, api_name="/generate")
     assert "**Break-even (torch.compile)**: the first call took" in latency
     assert "pays for itself after" in latency or "never pays for itself" in latency
+
+
+def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_url):
+    import re
+
+    gallery, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=2, precision="fp32",
+                                      seed=4, api_name="/generate")
+    python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
+    assert "genimg.load('gan', precision='fp32')" in python and "batch_size=2, seed=4" in python
+    assert shell.startswith("python -m genimg generate rocket --backend gan") and "--seed 4" in shell
+    namespace = {}
+    exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)  # the snippet, run as it is shown
+    again, _ = namespace["result"]
+    assert [path.read_bytes() for path in images_of(again)] == [path.read_bytes() for path in images_of(gallery)]

@@ -37,6 +37,8 @@ def test_img2img_redraws_an_uploaded_image(client, heart_file):
     assert Image.open(image).size == (64, 64)
     assert "image_encode" in latency and "denoise" in latency and "Prompt match" in latency
     assert "Strength 0.5: 2 of a 4-step schedule" in latency
+    assert "generator.img2img('input.png', 'rocket', strength=0.5, steps=2, seed=0)" in latency
+    assert "image=handle_file('input.png')" in latency and "api_name='/img2img'" in latency
     weak, _ = client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0.1, 1, 0, api_name="/img2img")
     original = np.asarray(Image.open(heart_file).convert("RGB").resize((64, 64)), dtype=float)
     distance = [np.abs(np.asarray(Image.open(path).convert("RGB"), dtype=float) - original).mean()

@@ -7,6 +7,7 @@ import gradio as gr
 import genimg
 from genimg.options import MAX_SEED
 from genimg.serve import report
+from genimg.serve.reproduce import client_call, python_call, reproduce_markdown
 from ui.common import LIMITS, number_input, raw_upload, user_errors
 
 IMG2IMG_BACKENDS = ["latent-lcm", "latent"]  # the embedded latent models; model= pipelines: not yet
@@ -29,7 +30,14 @@ def img2img(image: str, prompt: str, backend: str = "latent-lcm", strength: floa
                f"ran from the encoded image" + (f" (raised to {info['effective_strength']:g}: the schedule has at "
                                                 f"most {info['schedule_steps']} steps)"
                                                 if info["effective_strength"] > info["strength"] + 1e-6 else "") + ".")
-    return result.images[0], report.latency_markdown(result, scores) + summary
+    options = dict(strength=strength, steps=info["steps"], seed=seed)
+    options.update({"negative_prompt": negative_prompt} if negative_prompt else {})
+    code = reproduce_markdown(
+        python_call({"backend": backend, "tiny_decoder": bool(tiny_decoder)}, "img2img",
+                    {"image": "input.png", "prompt": info["prompt"], **options}), None,
+        client_call("/img2img", {"image": "input.png", "prompt": prompt, "backend": backend, **options,
+                                 "tiny_decoder": bool(tiny_decoder)}, files=("image",)))
+    return result.images[0], report.latency_markdown(result, scores) + summary + "\n" + code
 
 
 def build_img2img_tab() -> None:
@@ -53,7 +61,7 @@ def build_img2img_tab() -> None:
                         "diffusers `model=` pipelines are not supported here yet.")
         with gr.Column(scale=3):
             output = gr.Image(label="Redrawn", type="pil", format="png", interactive=False, height=320,
-                              elem_id="img2img-output", elem_classes="pixelated")
+                              elem_id="img2img-output", elem_classes=["pixelated", "upscaled"])
             latency = gr.Markdown("Latency appears here after a redraw.", elem_id="img2img-latency")
     inputs = [image, prompt, backend, strength, steps, seed, tiny_decoder, negative_prompt]
     gr.on([button.click, prompt.submit], img2img, inputs, [output, latency], api_name="img2img",

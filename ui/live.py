@@ -7,6 +7,7 @@ import gradio as gr
 import genimg
 from genimg.options import MAX_SEED, PRECISIONS
 from genimg.serve import report
+from genimg.serve.reproduce import reproduce_generation
 from ui.common import LIMITS, number_input, user_errors
 
 LIVE_BACKEND = "latent-lcm"  # the distilled student: no unconditional pass, 1-4 steps
@@ -22,7 +23,11 @@ def live(prompt: str, seed: int = 0, steps: int = 1, precision: str = "fp32", ti
     with user_errors():
         generator = genimg.load(LIVE_BACKEND, precision=precision, tiny_decoder=bool(tiny_decoder))
         result = generator.generate(prompt, steps=steps, seed=seed, timeout_s=LIMITS.request_timeout_s)
-    return result.images[0], report.live_markdown(result)
+    code = reproduce_generation({"backend": LIVE_BACKEND, "precision": precision, "tiny_decoder": bool(tiny_decoder)},
+                                {"prompt": result.info["prompt"], "steps": result.info["steps"], "seed": seed},
+                                "/live", {"prompt": prompt, "seed": seed, "steps": steps, "precision": precision,
+                                          "tiny_decoder": bool(tiny_decoder)})
+    return result.images[0], report.live_markdown(result) + "\n" + code
 
 
 def build_live_tab() -> None:
@@ -39,7 +44,7 @@ def build_live_tab() -> None:
                         "prompt waits and older ones are dropped, so the picture always catches up with the text.")
         with gr.Column(scale=3):
             image = gr.Image(label="Live", type="pil", format="png", interactive=False, height=320,
-                             elem_id="live-image", elem_classes="pixelated")
+                             elem_id="live-image", elem_classes=["pixelated", "upscaled"])
             latency = gr.Markdown(EMPTY_MESSAGE, elem_id="live-latency")
     inputs = [prompt, seed, steps, precision, tiny_decoder]
     # .change, not .input: clearing the box must reach the server too (gradio sends no .input for an empty box).
