@@ -47,10 +47,10 @@ LOADED_NOW_S = 0.05
 # Per Generate configuration with compile on: its first call, and the same call's time without compile (once).
 BREAK_EVEN = BreakEvenCache()
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
-# Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
-# tiny decoder, the one-pass GAN.
 # Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
 DEFAULT_REPEATS, MAX_REPEATS = 5, 20
+# Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
+# tiny decoder, the one-pass GAN.
 COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
@@ -213,6 +213,7 @@ def compare(prompt: str, seed: int = 0,
         (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4)) if b and b != OFF]
     if len(configs) < 2:
         raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
+    repeats = checked_repeats(repeats)
     gallery, rows = [], []
     with user_errors():
         for index, config in enumerate(configs, start=1):
@@ -225,7 +226,7 @@ def compare(prompt: str, seed: int = 0,
             warm_up = run_generation(generator, prompt, steps, 1, seed, progress, label=f"{index}/{len(configs)}: ")
             results = [run_generation(generator, prompt, steps, 1, seed, progress,
                                       label=f"{index}/{len(configs)}: run {run}/{repeats}: ")
-                       for run in range(1, checked_repeats(repeats) + 1)]
+                       for run in range(1, repeats + 1)]
             result = results[0]
             label = report.config_label(index, **config, single_pass=single_pass)
             score = match_scores(result.images, result.info["prompt"])[0]
@@ -238,7 +239,7 @@ def compare(prompt: str, seed: int = 0,
     chart = pd.DataFrame([{"config": row["config"], "run": run, "latency_ms": ms}
                           for row in rows for run, ms in enumerate(row["runs_ms"], start=1)])
     table = pd.DataFrame(report.compare_table(rows))
-    code = reproduce_compare(prompt, seed, configs, checked_repeats(repeats))
+    code = reproduce_compare(prompt, seed, configs, repeats)
     return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"]), code
 
 
