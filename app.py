@@ -1,16 +1,15 @@
-"""genimg demo: Generate | Compare | Benchmark | About. UI only: every image, timing and score comes from genimg.
+"""genimg demo: Generate | Live | Image to image | Compare | Benchmark | About. UI only: every image, timing and
+score comes from genimg (the Live and Image to image tabs are built in ui/).
 
     python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
     gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -18,25 +17,19 @@ import gradio as gr
 import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
-from genimg.serve.limits import ServingLimits, allowed_model_folders, check_model_source
+from genimg.serve.breakeven import BreakEvenCache
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
+from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.serve.memory import limit_malloc_arenas
+from genimg.serve.reproduce import reproduce_compare, reproduce_generate_api
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
-
-try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
-    import spaces
-
-    def gpu(configurations: int = 1):
-        """Holds the GPU as long as the slowest request the limits allow (see ServingLimits.gpu_duration_s)."""
-        return spaces.GPU(duration=LIMITS.gpu_duration_s(configurations))
-except ImportError:
-    def gpu(configurations: int = 1):
-        return lambda function: function
+from ui.common import LIMITS, gpu, logger, number_input, user_errors
+from ui.img2img import build_img2img_tab
+from ui.live import build_live_tab
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
-LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
 UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
@@ -47,44 +40,19 @@ OFF = "off"
 WARM_UP_PROMPT = "warm-up"
 # genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
 LOADED_NOW_S = 0.05
+# Per Generate configuration with compile on: its first call, and the same call's time without compile (once).
+BREAK_EVEN = BreakEvenCache()
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
+# Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
+DEFAULT_REPEATS, MAX_REPEATS = 5, 20
 # Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
 # tiny decoder, the one-pass GAN.
 COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
 CSS = """.pixelated img { image-rendering: pixelated; }
+.upscaled img { width: 256px !important; height: 256px !important; object-fit: contain; }
 .wrap-captions .caption-label { white-space: normal; max-width: 95%; }"""
-
-logger = logging.getLogger("genimg.app")
-
-
-@contextmanager
-def user_errors():
-    """genimg's errors become gr.Error with their message; anything else is logged and reported, never a crash."""
-    try:
-        yield
-    except gr.Error:
-        raise
-    except genimg.GenimgError as error:
-        raise gr.Error(str(error)) from error
-    except Exception as error:  # noqa: BLE001 - the UI must survive whatever a model or a hub id throws
-        logger.exception("unexpected error")
-        raise gr.Error(f"Unexpected {type(error).__name__}: {error}") from error
-
-
-def number_input(component):
-    """The component, telling an API caller who sends text or null what is wrong (gradio's own error is opaque).
-    Wrapped on the instance: a subclass of a gradio component makes gradio write a .pyi file next to app.py."""
-    preprocess = component.preprocess
-
-    def checked_preprocess(payload):
-        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-            raise gr.Error(f"{component.label} must be a number, got {payload!r}.")
-        return preprocess(payload)
-
-    component.preprocess = checked_preprocess
-    return component
 
 
 def client_gone() -> bool:
@@ -121,11 +89,13 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     return generator, time.perf_counter() - start
 
 
-def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False):
+def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,
+                   negative_prompt: str = ""):
     """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
     (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
     numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
     steps = steps or None  # 0 (or empty) means the backend's default
+    negative = {"negative_prompt": negative_prompt} if (negative_prompt or "").strip() else {}
     if warm_up:
         progress(0, desc=f"{label}warming up")
         generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)
@@ -137,7 +107,7 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
 
     progress(0, desc=f"{label}generating")
     return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step,
-                              timeout_s=LIMITS.request_timeout_s)
+                              timeout_s=LIMITS.request_timeout_s, **negative)
 
 
 def match_scores(images, prompt: str) -> list[float]:
@@ -149,19 +119,38 @@ def match_scores(images, prompt: str) -> list[float]:
 @gpu()
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
-             tiny_decoder: bool = False, match_concepts: bool = True, progress=gr.Progress()):
-    """Generate a batch; returns the images (captioned with their match score) and the latency report."""
+             tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
+             progress=gr.Progress()):
+    """Generate a batch; returns the images (captioned with their match score) and the latency report.
+    ``negative_prompt``: steers the guided teacher (latent); other backends ignore it and the report says so."""
+    if (negative_prompt or "").strip() and (model or "").strip():
+        raise gr.Error("A negative prompt is not yet supported for model= pipelines; clear it or the model box.")
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
                                            match_concepts)
         warm_up = bool(compile) or load_s > LOADED_NOW_S
-        result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up)
+        # With compile on, the first call of each configuration (it compiles) is timed: the break-even needs it.
+        key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, steps, batch_size)
+        if compile:
+            progress(0, desc="first call (compiling)")
+            BREAK_EVEN.first_call(key, lambda: generator.generate(WARM_UP_PROMPT, steps=steps or None,
+                                                                  batch_size=batch_size, seed=seed))
+        result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
+                                negative_prompt=negative_prompt)
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
+        break_even = compile and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
+            backend, precision, model, scheduler, False, tiny_decoder, match_concepts)[0].generate(
+            prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
-    return gallery, report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None, warm_up)
+    text = report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None, warm_up)
+    code = reproduce_generate_api(dict(prompt=prompt, backend=backend, steps=steps, batch_size=batch_size,
+                                       precision=precision, seed=seed, model=model, scheduler=scheduler,
+                                       compile=bool(compile), tiny_decoder=bool(tiny_decoder),
+                                       match_concepts=bool(match_concepts), negative_prompt=negative_prompt))
+    return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "") + "\n" + code
 
 
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
@@ -214,6 +203,13 @@ def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
     return [str(path) for path in paths]
 
 
+def checked_repeats(repeats) -> int:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, float)) or repeats != int(repeats) \
+            or not 1 <= repeats <= MAX_REPEATS:
+        raise gr.Error(f"Repeats must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}.")
+    return int(repeats)
+
+
 @gpu(configurations=len(COMPARE_DEFAULTS))  # up to four configurations, one after another
 def compare(prompt: str, seed: int = 0,
             backend_1: str = "latent", precision_1: str = "fp32", steps_1: int = 20, scheduler_1: str = "default",
@@ -223,10 +219,12 @@ def compare(prompt: str, seed: int = 0,
             backend_3: str = "latent-lcm", precision_3: str = "fp32", steps_3: int = 2, scheduler_3: str = "default",
             tiny_decoder_3: bool = True,
             backend_4: str = "gan", precision_4: str = "fp32", steps_4: int = 1, scheduler_4: str = "default",
-            tiny_decoder_4: bool = False, progress=gr.Progress()):
-    """Run 2-4 configurations on the same prompt and seed (each warmed up once, untimed), first one as baseline.
+            tiny_decoder_4: bool = False, repeats: int = DEFAULT_REPEATS, progress=gr.Progress()):
+    """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
+    is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
 
-    Returns the captioned images, the latency bar chart, the results table and the CSV + JSON downloads.
+    Returns the captioned images, the chart of every run's latency, the results table, the CSV + JSON downloads
+    and the code that reproduces it.
     """
     import pandas as pd
 
@@ -237,6 +235,7 @@ def compare(prompt: str, seed: int = 0,
         (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4)) if b and b != OFF]
     if len(configs) < 2:
         raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
+    repeats = checked_repeats(repeats)
     gallery, rows = [], []
     with user_errors():
         for index, config in enumerate(configs, start=1):
@@ -244,19 +243,26 @@ def compare(prompt: str, seed: int = 0,
             generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
                                           False, config["tiny_decoder"])
             single_pass = generator.default_steps is None
-            result = run_generation(generator, prompt, None if single_pass else config["steps"], 1, seed, progress,
-                                    label=f"{index}/{len(configs)}: ", warm_up=True)
+            steps = None if single_pass else config["steps"]
+            # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
+            warm_up = run_generation(generator, prompt, steps, 1, seed, progress, label=f"{index}/{len(configs)}: ")
+            results = [run_generation(generator, prompt, steps, 1, seed, progress,
+                                      label=f"{index}/{len(configs)}: run {run}/{repeats}: ")
+                       for run in range(1, repeats + 1)]
+            result = results[0]
             label = report.config_label(index, **config, single_pass=single_pass)
             score = match_scores(result.images, result.info["prompt"])[0]
-            row = report.compare_row(label, config, result, score, rows[0]["latency_ms"] if rows else None)
+            row = report.compare_row(label, config, results, score, rows[0]["latency_ms"] if rows else None,
+                                     warm_up_ms=warm_up.timings["total"])
             rows.append(row)
             # Captions stay short; the table below names each configuration in full.
             gallery.append((result.images[0], f"{index}: {row['latency_ms']:,.0f} ms · {row['speedup']:.2f}x · "
                                               f"match {score:.0f}"))
-    chart = pd.DataFrame({"config": [row["config"] for row in rows], "latency_ms": [row["latency_ms"] for row in rows]})
-    table = pd.DataFrame([{key: row[key] for key in ("config", "latency_ms", "speedup", "match_score", "drawn_as")}
-                          for row in rows])
-    return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"])
+    chart = pd.DataFrame([{"config": row["config"], "run": run, "latency_ms": ms}
+                          for row in rows for run, ms in enumerate(row["runs_ms"], start=1)])
+    table = pd.DataFrame(report.compare_table(rows))
+    code = reproduce_compare(prompt, seed, configs, repeats)
+    return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"]), code
 
 
 def bench_results() -> tuple[str | None, str]:
@@ -312,6 +318,8 @@ def build_generate_tab() -> None:
                     tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
                 match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
                                              info="draw the emoji whose name is nearest in meaning (embedded models)")
+                negative_prompt = gr.Textbox("", label="Negative prompt", elem_id="negative-prompt",
+                                             info="the guided teacher (latent) steers away from it, at no extra pass")
             seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
@@ -320,14 +328,17 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts]
+              match_concepts, negative_prompt]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 
 
 def build_compare_tab() -> None:
     prompt = gr.Textbox(label="Prompt", value="a slice of pizza")
-    seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+    with gr.Row():
+        seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+        repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
+                                         info="timed runs per configuration, after one warm-up run timed apart"))
     config_inputs = []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
@@ -343,11 +354,15 @@ def build_compare_tab() -> None:
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
-    table = gr.Dataframe(label="Results (speed-up vs configuration 1)", interactive=False)
-    chart = gr.BarPlot(x="config", y="latency_ms", title="Latency per image (ms, lower is faster)", sort=None,
-                       label="Latency", x_title="configuration", y_title="ms", x_label_angle=-15, height=320)
+    table = gr.Dataframe(label="Results: median and p90 of the repeats (speed-up vs configuration 1)",
+                         interactive=False)
+    chart = gr.ScatterPlot(x="config", y="latency_ms", color="config", title="Every timed run (ms, lower is faster)",
+                           sort=None, label="Latency spread", x_title="configuration", y_title="ms",
+                           x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
-    button.click(compare, [prompt, seed, *config_inputs], [gallery, chart, table, downloads], api_name="compare",
+    code = gr.Markdown(elem_id="compare-code")
+    button.click(compare, [prompt, seed, *config_inputs, repeats], [gallery, chart, table, downloads, code],
+                 api_name="compare",
                  concurrency_id="models")
 
 
@@ -388,6 +403,10 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
         with gr.Tab("Generate"):
             build_generate_tab()
+        with gr.Tab("Live"):
+            build_live_tab()
+        with gr.Tab("Image to image"):
+            build_img2img_tab()
         with gr.Tab("Compare"):
             build_compare_tab()
         with gr.Tab("Benchmark"):

@@ -93,6 +93,16 @@ def clean_prompt(prompt) -> str:
     return cleaned
 
 
+def clean_negative_prompt(negative_prompt) -> str | None:
+    """Cleaned like the prompt; None or blank means none."""
+    if negative_prompt is None or (isinstance(negative_prompt, str) and not negative_prompt.strip()):
+        return None
+    try:
+        return clean_prompt(negative_prompt)
+    except InvalidRequest as error:
+        raise InvalidRequest(f"Negative prompt: {error}") from error
+
+
 def _int_in_range(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InvalidRequest(f"{name} must be a whole number, got {value!r}.")
@@ -110,11 +120,14 @@ class Request:
     batch_size: int = 1
     seed: int = 0
     guidance: float | None = None
+    # Conditions classifier-free guidance's unconditional pass in place of the empty prompt (guided backends only).
+    negative_prompt: str | None = None
 
     def validated(self) -> "Request":
         guidance = self.guidance
         if guidance is not None:
-            if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= MAX_GUIDANCE:
+            if (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
+                    or not 0 <= guidance <= MAX_GUIDANCE):
                 raise InvalidRequest(f"guidance must be a number between 0 and {MAX_GUIDANCE}, got {guidance!r}.")
             guidance = float(guidance)
         return Request(
@@ -123,4 +136,5 @@ class Request:
             batch_size=_int_in_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
             seed=_int_in_range("seed", self.seed, 0, MAX_SEED),
             guidance=guidance,
+            negative_prompt=clean_negative_prompt(self.negative_prompt),
         )

@@ -58,9 +58,9 @@ def test_batch_returns_that_many_images(client):
 
 
 def test_compare_two_configurations(client):
-    gallery, chart, table, downloads = client.predict(
+    gallery, chart, table, downloads, code = client.predict(
         "red heart", 0, "latent-lcm", "fp32", 2, "default", False, "gan", "fp32", 1, "default", False,
-        backend_3="off", backend_4="off", api_name="/compare")
+        backend_3="off", backend_4="off", repeats=3, api_name="/compare")
     captions = [item["caption"] for item in gallery]
     assert len(captions) == 2 and captions[0].startswith("1: ") and "1.00x" in captions[0]
     assert "ms" in captions[1] and "match" in captions[1]
@@ -71,7 +71,16 @@ def test_compare_two_configurations(client):
     assert results[0]["speedup"] == 1.0 and results[1]["latency_ms"] > 0
     assert [row["drawn_as"] for row in results] == ["red heart", "red heart"]
     assert "drawn_as" in table["headers"]
+    assert {"runs", "median ms", "p90 ms", "warm-up ms", "stages ms (median / p90)"} <= set(table["headers"])
+    for row in results:  # three timed runs each, the warm-up apart; median <= p90 over the same runs
+        assert row["repeats"] == 3 and len(row["runs_ms"]) == 3 and row["warm_up_ms"] > 0
+        assert min(row["runs_ms"]) <= row["latency_ms"] <= row["latency_p90_ms"] == max(row["runs_ms"])
+        assert row["latency_ms"] == sorted(row["runs_ms"])[1]
+    assert results[0]["denoise_ms"] <= results[0]["denoise_p90_ms"]
+    assert len(chart["data"]) == 6 and chart["mark"] == "point"  # every timed run a point: the spread
     assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
+    assert "genimg.load('latent-lcm', precision='fp32')" in code and "--backend gan" in code
+    assert "repeats=3, api_name='/compare'" in code and "backend_3='off'" in code
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -87,6 +96,12 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, arguments,
         client.predict(**{**request, **arguments}, api_name="/generate")
     gallery, _ = client.predict(**request, api_name="/generate")
     assert len(images_of(gallery)) == 1
+
+
+def test_compare_refuses_a_bad_number_of_repeats(client):
+    with pytest.raises(Exception, match="greater than maximum value 20|Repeats must be"):
+        client.predict("rocket", 0, backend_1="gan", backend_2="gan", backend_3="off", backend_4="off", repeats=50,
+                       api_name="/compare")
 
 
 def test_compare_needs_two_configurations(client):
@@ -111,3 +126,37 @@ def test_benchmark_tab_shows_the_newest_results_on_disk(tmp_path, monkeypatch):
     (folder / "bench.md").write_text("| a table |")
     plot, text = app.bench_results()
     assert plot == str(folder / "bench.png") and text.startswith("| a table |")
+
+
+def test_a_negative_prompt_steers_the_teacher_and_the_report_says_it_cost_no_extra_pass(client):
+    request = dict(prompt="red heart", backend="latent", steps=2, batch_size=1, precision="fp32", seed=0,
+                   match_concepts=False)
+    plain, _ = client.predict(**request, api_name="/generate")
+    steered, latency = client.predict(**request, negative_prompt="a red apple", api_name="/generate")
+    assert "Negative prompt used in the unconditional pass of 2 of 2 steps" in latency and "no extra" in latency
+    assert images_of(plain)[0].read_bytes() != images_of(steered)[0].read_bytes()
+    _, ignored = client.predict(**{**request, "backend": "latent-lcm"}, negative_prompt="apple", api_name="/generate")
+    assert "Negative prompt ignored" in ignored
+    with pytest.raises(Exception, match="not yet supported for model="):
+        client.predict(**request, model="nobody/no-such-model", negative_prompt="apple", api_name="/generate")
+
+
+def test_compile_reports_its_first_call_and_when_it_pays_for_itself(client):
+    _, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0,
+                                compile=True, api_name="/generate")
+    assert "**Break-even (torch.compile)**: the first call took" in latency
+    assert "pays for itself after" in latency or "never pays for itself" in latency
+
+
+def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_url):
+    import re
+
+    gallery, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=2, precision="fp32",
+                                      seed=4, api_name="/generate")
+    python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
+    assert "genimg.load('gan', precision='fp32')" in python and "batch_size=2, seed=4" in python
+    assert shell.startswith("python -m genimg generate rocket --backend gan") and "--seed 4" in shell
+    namespace = {}
+    exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)  # the snippet, run as it is shown
+    again, _ = namespace["result"]
+    assert [path.read_bytes() for path in images_of(again)] == [path.read_bytes() for path in images_of(gallery)]

@@ -46,3 +46,18 @@ def test_bad_input_exits_with_a_message_and_no_traceback(tmp_path):
     missing = run_cli("generate", "--prompts-file", str(tmp_path / "nope.txt"), "--out", str(tmp_path))
     assert missing.returncode == 2 and "Cannot read" in missing.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_negative_prompt_reaches_the_teacher_and_the_record_says_what_it_cost(tmp_path):
+    result = run_cli("generate", "red heart", "--backend", "latent", "--steps", "2", "--negative-prompt",
+                     "a red apple", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    negative = json.loads(result.stdout)[0]["negative_prompt"]
+    assert negative["text"] == "a red apple" and negative["used"] and negative["extra_unet_passes"] == 0
+    ignored = run_cli("generate", "red heart", "--backend", "latent-lcm", "--steps", "1", "--negative-prompt",
+                      "apple", "--out", str(tmp_path), "--json")
+    assert ignored.returncode == 0 and not json.loads(ignored.stdout)[0]["negative_prompt"]["used"]
+    refused = run_cli("generate", "red heart", "--model", "some/model", "--negative-prompt", "apple", "--out",
+                      str(tmp_path))
+    assert refused.returncode == 2 and "not yet" in refused.stderr and "Traceback" not in refused.stderr

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from genimg.concepts import ConceptIndex, ConceptMatch
-from genimg.errors import InvalidRequest
+from genimg.errors import InvalidRequest, UnsupportedOption
 from genimg.guards import (MAX_PIXELS_PER_REQUEST, Deadline, call_freeing_memory_on_oom, check_finite,
                            check_pixel_budget)
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
@@ -118,11 +118,13 @@ class BaseGenerator:
         return getattr(config, "original_inference_steps", None) or MAX_STEPS
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
-                 guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
+                 guidance: float | None = None, on_step=None, timeout_s: float | None = None,
+                 negative_prompt: str | None = None) -> Generation:
         """``batch_size`` images of one prompt. ``timeout_s``: the most this request may take, waiting for the
-        device included; checked between denoising steps (GenerationTimeout)."""
+        device included; checked between denoising steps (GenerationTimeout). ``negative_prompt``: what guidance
+        steers away from (guided backends; elsewhere ignored, and ``info["negative_prompt"]`` says so)."""
         deadline = Deadline(timeout_s)
-        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
+        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt).validated())
         check_pixel_budget(request.batch_size, self.image_size, self.max_pixels)
         images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
         return Generation(images, timings, peak_memory, self.info(request, text.truncated[0], text.match(0)))
@@ -157,15 +159,31 @@ class BaseGenerator:
         shared_step_noise = isinstance(getattr(self, "scheduler", None), LCMScheduler) and (steps or 0) > 1
         return self.step_noise_per_image or not shared_step_noise
 
-    def _run(self, prompts: list[str], request: Request, on_step, deadline: Deadline):
-        """Under the lock: text, the backend's stages, checks, PIL; out of memory becomes a clear error."""
+    def img2img(self, image, prompt: str, strength: float = 0.5, steps: int | None = None, seed: int = 0,
+                guidance: float | None = None, negative_prompt: str | None = None, on_step=None,
+                timeout_s: float | None = None) -> Generation:
+        """Redraw ``image`` towards ``prompt``; backends with an autoencoder to start from override this."""
+        if getattr(self, "model_id", None):
+            raise UnsupportedOption("Image to image is not yet available for model= pipelines; it runs on the "
+                                    "embedded 'latent' and 'latent-lcm' models (leave the model empty).")
+        raise UnsupportedOption(f"Image to image needs a latent model to encode the image: the {self.name} backend "
+                                "draws from noise only. Choose 'latent' or 'latent-lcm'.")
+
+    def negative_prompt_info(self, request: Request) -> dict:
+        """What became of the negative prompt; backends with an unconditional pass override this."""
+        return {"text": request.negative_prompt, "used": False, "extra_unet_passes": 0,
+                "note": f"The {self.name} backend has no guidance pass to steer with; the negative prompt was ignored."}
+
+    def _run(self, prompts: list[str], request: Request, on_step, deadline: Deadline, **inputs):
+        """Under the lock: text, the backend's stages, checks, PIL; out of memory becomes a clear error.
+        ``inputs`` go to ``_generate`` as they are (image to image's starting image)."""
         def run():
             with self.lock, torch.inference_mode():
                 deadline.check("waiting for the device")
                 reset_peak_memory(self.device)
                 timer = StageTimer(self.device)
                 text = self.encode(prompts, request.batch_size, timer)
-                images = self._generate(request, text, timer, deadline.wrap(on_step))
+                images = self._generate(request, text, timer, deadline.wrap(on_step), **inputs)
                 check_finite(images)
                 with timer.stage("to_pil"):
                     pil_images = to_pil(images)
@@ -179,6 +197,9 @@ class BaseGenerator:
                 "device": self.device, "notes": list(self.notes)}
         if match is not None:
             info["drawn_as"] = match.as_info()
+        if request.negative_prompt:
+            info["negative_prompt"] = self.negative_prompt_info(request)
+            info["notes"].append(info["negative_prompt"]["note"])
         if truncated:
             info["notes"].append(TRUNCATED_NOTE)
         return info

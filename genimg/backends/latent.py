@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from diffusers import DDPMScheduler
@@ -15,8 +16,11 @@ from diffusers import DDPMScheduler
 from genimg.accel import add_note, prepare_module
 from genimg.assets import ASSETS
 from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
-from genimg.options import SpeedOptions
-from genimg.sampling import denoise, make_scheduler
+from genimg.guards import Deadline
+from genimg.images import read_image
+from genimg.options import Request, SpeedOptions
+from genimg.sampling import denoise, guided_step_count, make_scheduler, strength_schedule
+from genimg.timing import Generation
 
 EMBEDDED = ASSETS / "latent"
 DISTILLED = ASSETS / "latent-lcm"
@@ -32,6 +36,8 @@ class LatentGenerator(BaseGenerator):
     def __init__(self, options: SpeedOptions, folder: Path = EMBEDDED, unet_folder: Path | None = None,
                  default_scheduler: str = "dpm++"):
         super().__init__(options)
+        self.folder = folder
+        self.image_encoder: AutoencoderKL | None = None  # the KL autoencoder, loaded by the first img2img
         self.text = self._text_encoder()
         self.concepts = self._concept_index()
         unet_folder = unet_folder or folder
@@ -60,14 +66,68 @@ class LatentGenerator(BaseGenerator):
         self.decode_fn = prepare_module(_DecodeOnly(decoder), self.options, self.notes, name="decoder")
         self.empty_context = self.text.encode([""]).tokens
 
-    def _generate(self, request, text, timer, on_step):
+    def img2img(self, image, prompt: str, strength: float = 0.5, steps: int | None = None, seed: int = 0,
+                guidance: float | None = None, negative_prompt: str | None = None, on_step=None,
+                timeout_s: float | None = None) -> Generation:
+        """``image`` (a path, bytes or PIL image; see genimg.images.read_image) redrawn towards ``prompt``: encoded
+        by the KL autoencoder, noised to ``strength`` (0: keep it, 1: start from noise) and denoised for ``steps``
+        steps (see sampling.strength_schedule), then decoded by this generator's decoder."""
+        deadline = Deadline(timeout_s)
+        request = self.with_defaults(Request(prompt, steps, 1, seed, guidance, negative_prompt).validated())
+        total_steps, start_step = strength_schedule(request.steps, strength, self.max_steps())
+        picture = read_image(image, self.image_size[::-1])
+        self._load_image_encoder()
+        start = (picture, total_steps, start_step)
+        images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline, start=start)
+        info = self.info(request, text.truncated[0], text.match(0))
+        info.update(strength=float(strength), effective_strength=round(request.steps / total_steps, 4),
+                    schedule_steps=total_steps)
+        return Generation(images, timings, peak_memory, info)
+
+    def _load_image_encoder(self) -> None:
+        """The KL autoencoder encodes images for img2img (the tiny decoder only decodes): the one decoding already,
+        or loaded once from the model folder."""
+        with self.lock:
+            if self.image_encoder is None:
+                encoder = self.decoder if isinstance(self.decoder, AutoencoderKL) else AutoencoderKL.from_pretrained(
+                    self.folder / "vae", torch_dtype=self.dtype).to(self.device).eval()
+                self.image_encoder = encoder
+
+    def encode_image(self, picture) -> torch.Tensor:
+        """A PIL image of the model's size -> (1, 4, H/4, W/4) latents as the UNet sees them."""
+        pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        encoded = self.image_encoder.encode(pixels.to(self.device, self.dtype)).latent_dist.mode()
+        return encoded * self.image_encoder.config.scaling_factor
+
+    def negative_prompt_info(self, request: Request) -> dict:
+        guided = 0 if request.guidance <= 1 else guided_step_count(request.steps, self.options.guidance_cutoff)
+        if not guided:
+            note = (f"Negative prompt ignored: {self.name} runs no unconditional pass at guidance "
+                    f"{request.guidance:g} (it would cost one extra UNet pass per step; the teacher 'latent' with "
+                    "guidance above 1 uses it).")
+        else:
+            note = (f"Negative prompt used in the unconditional pass of {guided} of {request.steps} steps, in place "
+                    "of the empty prompt: no extra UNet pass (guidance runs that pass anyway).")
+        return {"text": request.negative_prompt, "used": bool(guided), "extra_unet_passes": 0, "note": note}
+
+    def _generate(self, request, text, timer, on_step, start=None):
         scheduler = self.scheduler
         noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
         # Schedulers that add noise while sampling (LCM) draw it from these: one per image for a batch of requests.
         generator = step_generators(request.seed, self.device)
+        unconditional = self.empty_context
+        if request.negative_prompt and request.guidance > 1:
+            with timer.stage("text_encode"):  # as typed: the negative prompt is not matched to an emoji
+                unconditional = self.text.encode([request.negative_prompt]).tokens
+        steps, start_latents, start_step = request.steps, None, 0
+        if start is not None:
+            picture, steps, start_step = start
+            with timer.stage("image_encode"):
+                start_latents = self.encode_image(picture)
         with timer.stage("denoise"):
-            latents = denoise(self.unet, scheduler, noise, text.tokens, request.steps, request.guidance,
-                              self.empty_context, generator, on_step, self.options.guidance_cutoff)
+            latents = denoise(self.unet, scheduler, noise, text.tokens, steps, request.guidance,
+                              unconditional, generator, on_step, self.options.guidance_cutoff,
+                              start_latents=start_latents, start_step=start_step)
         with timer.stage("decode"):
             images = self.decode_fn(latents / self.latent_scale)
         return images

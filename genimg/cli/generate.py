@@ -26,6 +26,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--scheduler")
     parser.add_argument("--guidance", type=float)
+    parser.add_argument("--negative-prompt", help="what guidance steers away from (the guided 'latent' teacher; "
+                                                  "elsewhere ignored, with a note)")
     parser.add_argument("--tiny-decoder", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--guidance-cutoff", type=float,
@@ -59,6 +61,9 @@ def image_name(prompt_index: int, batch_index: int) -> str:
 def main(args: argparse.Namespace) -> int:
     try:
         prompts = read_prompts(args)
+        if args.negative_prompt and args.model:
+            raise GenimgError("--negative-prompt is not yet supported for --model pipelines; it steers the "
+                              "embedded 'latent' teacher.")
         options = {"scheduler": args.scheduler} if args.scheduler else {}
         options.update({name: getattr(args, name) for name in ("guidance_cutoff", "match_concepts")
                         if getattr(args, name) is not None})
@@ -68,14 +73,16 @@ def main(args: argparse.Namespace) -> int:
         records = []
         for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):
             result = generator.generate(prompt, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                                        guidance=args.guidance, timeout_s=args.timeout)
+                                        guidance=args.guidance, timeout_s=args.timeout,
+                                        **({"negative_prompt": args.negative_prompt} if args.negative_prompt else {}))
             files = []
             for batch_index, image in enumerate(result.images):
                 path = args.out / image_name(index, batch_index)
                 image.save(path)
                 files.append(str(path))
             records.append({"prompt": prompt, "files": files, "timings_ms": result.timings,
-                            "drawn_as": result.info.get("drawn_as"), "notes": result.info.get("notes", [])})
+                            "drawn_as": result.info.get("drawn_as"), "notes": result.info.get("notes", []),
+                            "negative_prompt": result.info.get("negative_prompt")})
     except GenimgError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

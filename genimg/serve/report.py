@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import statistics
 from pathlib import Path
 
 
@@ -52,6 +54,17 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
     return "\n".join(lines)
 
 
+def live_markdown(result) -> str:
+    """One redraw of the Live tab in a line: the prompt, what it was drawn as, the milliseconds and where they went."""
+    info, timings = result.info, result.timings
+    match = info.get("drawn_as")
+    drawn = f" (drawn as {match['concept']})" if match else ""
+    stages = " · ".join(f"{stage} {ms:,.1f}" for stage, ms in timings.items() if stage != "total")
+    return (f"**{timings['total']:,.1f} ms** to draw \u201c{info['prompt']}\u201d{drawn}  \n"
+            f"{stages} ms · {info['backend']} {info['steps']} step{'s' if info['steps'] != 1 else ''} · "
+            f"{info['precision']} · {info['device']} · seed {info['seed']}")
+
+
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
                  single_pass: bool) -> str:
     """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
@@ -63,14 +76,47 @@ def config_label(index: int, backend: str, precision: str, steps, scheduler: str
     return " ".join(parts)
 
 
-def compare_row(label: str, config: dict, result, score: float, baseline_ms: float | None) -> dict:
-    """One comparison result as a flat record; the speed-up is against ``baseline_ms`` (the first column)."""
-    total = result.timings["total"]
-    return {"config": label, **config, "latency_ms": round(total, 2),
-            "speedup": round((baseline_ms or total) / total, 2), "match_score": round(score, 1),
-            "drawn_as": (result.info.get("drawn_as") or {}).get("concept", result.info["prompt"]),
-            "peak_memory_bytes": result.peak_memory,
-            **{f"{stage}_ms": round(ms, 2) for stage, ms in result.timings.items() if stage != "total"}}
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` 0.9 = p90): a value that was measured, never interpolated."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def compare_row(label: str, config: dict, results, score: float, baseline_ms: float | None,
+                warm_up_ms: float | None = None) -> dict:
+    """One comparison result as a flat record over its timed runs (one Generation or a list of repeats): per stage
+    the median (``<stage>_ms``) and p90 (``<stage>_p90_ms``); ``latency_ms`` is the median total, and the speed-up is
+    against ``baseline_ms`` (the first column's median). ``warm_up_ms``: the untimed first call, reported apart."""
+    results = results if isinstance(results, (list, tuple)) else [results]
+    runs = [result.timings for result in results]
+    stages = list(dict.fromkeys(stage for timings in runs for stage in timings if stage != "total"))
+    total = statistics.median(timings["total"] for timings in runs)
+    first = results[0]
+    row = {"config": label, **config, "repeats": len(runs), "latency_ms": round(total, 2),
+           "latency_p90_ms": round(percentile([timings["total"] for timings in runs], 0.9), 2),
+           "warm_up_ms": None if warm_up_ms is None else round(warm_up_ms, 2),
+           "speedup": round((baseline_ms or total) / total, 2), "match_score": round(score, 1),
+           "drawn_as": (first.info.get("drawn_as") or {}).get("concept", first.info["prompt"]),
+           "peak_memory_bytes": first.peak_memory, "runs_ms": [round(timings["total"], 2) for timings in runs]}
+    for stage in stages:
+        values = [timings.get(stage, 0.0) for timings in runs]
+        row[f"{stage}_ms"] = round(statistics.median(values), 2)
+        row[f"{stage}_p90_ms"] = round(percentile(values, 0.9), 2)
+    return row
+
+
+def compare_table(rows: list[dict]) -> list[dict]:
+    """What the Compare tab's table shows per configuration: median and p90 in total and per stage, warm-up apart."""
+    table = []
+    for row in rows:
+        stages = [key[:-3] for key in row if key.endswith("_ms") and not key.endswith("_p90_ms")
+                  and key not in ("latency_ms", "warm_up_ms", "runs_ms")]
+        table.append({"config": row["config"], "runs": row["repeats"], "median ms": row["latency_ms"],
+                      "p90 ms": row["latency_p90_ms"], "warm-up ms": row["warm_up_ms"], "speedup": row["speedup"],
+                      "match_score": row["match_score"], "drawn_as": row["drawn_as"],
+                      "stages ms (median / p90)": " · ".join(
+                          f"{stage} {row[stage + '_ms']:,.1f} / {row[stage + '_p90_ms']:,.1f}" for stage in stages)})
+    return table
 
 
 def write_comparison(rows: list[dict], folder: Path, **context) -> list[Path]:

@@ -1,0 +1,76 @@
+"""The Image to image API (/img2img) through gradio_client: an uploaded file in, a redrawn image out, bad files
+refused with genimg's message."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def heart_file(tmp_path_factory):
+    """A red heart drawn by the app itself, saved as a JPEG larger than the model's 64x64."""
+    import genimg
+
+    heart = genimg.load("latent-lcm", device="cpu").generate("red heart", steps=2, seed=1).images[0]
+    path = tmp_path_factory.mktemp("uploads") / "heart.jpg"
+    heart.resize((300, 200)).save(path, quality=90)
+    return path
+
+
+def test_img2img_redraws_an_uploaded_image(client, heart_file):
+    from gradio_client import handle_file
+
+    image, latency = client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0.5, 2, 0,
+                                    api_name="/img2img")
+    assert Image.open(image).size == (64, 64)
+    assert "image_encode" in latency and "denoise" in latency and "Prompt match" in latency
+    assert "Strength 0.5: 2 of a 4-step schedule" in latency
+    assert "generator.img2img('input.png', 'rocket', strength=0.5, steps=2, seed=0)" in latency
+    assert "image=handle_file('input.png')" in latency and "api_name='/img2img'" in latency
+    weak, _ = client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0.1, 1, 0, api_name="/img2img")
+    original = np.asarray(Image.open(heart_file).convert("RGB").resize((64, 64)), dtype=float)
+    distance = [np.abs(np.asarray(Image.open(path).convert("RGB"), dtype=float) - original).mean()
+                for path in (weak, image)]
+    assert distance[0] < distance[1]  # a weaker strength keeps more of the upload
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.png", b"this is not an image", "not a PNG, JPEG or WebP"),
+    ("tiny.gif", None, "not a PNG, JPEG or WebP"),
+])
+def test_a_bad_upload_gets_a_clear_message_and_the_app_keeps_serving(client, heart_file, tmp_path, name, content,
+                                                                      message):
+    from gradio_client import handle_file
+
+    path = tmp_path / name
+    if content is None:
+        Image.new("RGB", (8, 8)).save(path, format="GIF")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(str(path)), "rocket", api_name="/img2img")
+    image, _ = client.predict(handle_file(str(heart_file)), "rocket", api_name="/img2img")
+    assert Path(image).exists()
+
+
+def test_img2img_refuses_other_backends_and_a_missing_image(client, heart_file):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="not in the list of choices|latent"):
+        client.predict(handle_file(str(heart_file)), "rocket", "gan", api_name="/img2img")
+    with pytest.raises(Exception, match="Upload an image"):
+        client.predict(None, "rocket", api_name="/img2img")
+    with pytest.raises(Exception, match="less than minimum|strength"):
+        client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0, api_name="/img2img")

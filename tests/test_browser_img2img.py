@@ -1,0 +1,57 @@
+"""Image to image in headless Chromium: upload a file, type a prompt, see the redrawn image; a bad file's message."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package at /usr/bin/chromium "
+                                                     "(apt-get install -y chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Image to image").click()
+        yield page
+        browser.close()
+
+
+def upload(page, path) -> None:
+    page.locator("#img2img-input input[type=file]").set_input_files(str(path))
+    page.locator("#img2img-input img").first.wait_for(timeout=30_000)  # the preview of the upload
+
+
+def test_upload_an_image_and_see_it_redrawn(page, tmp_path):
+    path = tmp_path / "heart.png"
+    Image.new("RGB", (120, 120), (220, 20, 40)).save(path)
+    upload(page, path)
+    page.locator("#img2img-prompt textarea").fill("rocket")
+    page.locator("#img2img-button").click()
+    page.locator("#img2img-latency").get_by_text("ms total").wait_for(timeout=120_000)
+    output = page.locator("#img2img-output img")
+    output.wait_for(timeout=30_000)
+    assert output.evaluate("image => image.naturalWidth") == 64
+    latency = page.locator("#img2img-latency").inner_text()
+    assert "image_encode" in latency and "Strength 0.5" in latency
+
+
+def test_a_file_that_is_not_an_image_gets_a_clear_message(page, tmp_path):
+    path = tmp_path / "fake.webp"
+    path.write_bytes(b"RIFF....WEBP but not really an image at all")
+    page.reload()  # a fresh, empty upload box
+    page.get_by_role("tab", name="Image to image").click()
+    page.locator("#img2img-prompt textarea").fill("rocket")
+    page.locator("#img2img-input input[type=file]").set_input_files(str(path))
+    page.locator("#img2img-button").click()
+    page.get_by_text("not a PNG, JPEG or WebP").first.wait_for(timeout=60_000)

@@ -1,0 +1,74 @@
+"""The Live tab in headless Chromium: every key press redraws the image, fast typing skips stale prompts
+(GENIMG_UPDATE_SCREENSHOT=1 also rewrites the README's Live screenshot)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tools.live_latency import SHOWN, install_probe, measure, summary, word_pieces
+
+README_SCREENSHOT = Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "live.png"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package at /usr/bin/chromium "
+                                                     "(apt-get install -y chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Live").click()
+        yield page
+        browser.close()
+
+
+def test_word_pieces_keep_a_space_with_the_letter_after_it():
+    assert word_pieces("a red") == ["a", " r", "e", "d"]
+
+
+def test_every_key_press_redraws_the_image_with_its_latency(page, tmp_path):
+    samples = measure(page, "red heart", rounds=1)
+    assert len(samples) == len(word_pieces("red heart")) and all(0 < sample < 60_000 for sample in samples)
+    print("keystroke-to-image", summary(samples))  # pytest -s shows it; speed targets are not asserted
+    latency = page.locator("#live-latency").inner_text()
+    assert "to draw \u201cred heart\u201d" in latency and "drawn as red heart" in latency and "latent-lcm" in latency
+    image = page.locator("#live-image img")
+    assert image.evaluate("image => image.naturalWidth") == 64
+    screenshot = README_SCREENSHOT if os.environ.get("GENIMG_UPDATE_SCREENSHOT") == "1" else tmp_path / "live.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_fast_typing_draws_the_newest_prompt_and_drops_stale_ones(page):
+    install_probe(page)
+    text = "grinning face with big eyes"
+    page.locator("#live-prompt textarea").press_sequentially(text)  # no delay: far faster than a redraw
+    page.wait_for_function(SHOWN, arg=f"\u201c{text}\u201d", timeout=60_000, polling=20)
+    page.wait_for_timeout(500)  # anything still queued would arrive now
+    updates = page.evaluate("() => window.__live.updates.map(([, text]) => text)")
+    drawn = list(dict.fromkeys(re.search("to draw \u201c(.*?)\u201d", update).group(1) for update in updates
+                               if "to draw" in update))  # the prompts drawn, in order
+    assert 1 <= len(drawn) < len(text) / 2  # not one redraw per key press
+    assert drawn[-1] == text  # and the last one is the newest prompt
+
+
+def test_clearing_the_prompt_says_what_to_do(page):
+    box = page.locator("#live-prompt textarea")
+    box.press("Control+a")
+    box.press("Backspace")
+    page.wait_for_function("() => document.querySelector('#live-latency').innerText.includes('Type a prompt')",
+                           timeout=30_000)
+    assert page.locator("#live-image img").count() == 0

@@ -1,0 +1,69 @@
+"""The Image to image tab and its API (``/img2img``): an uploaded image, encoded by the latent model's autoencoder,
+noised to ``strength`` and redrawn towards the prompt. genimg checks the upload (genimg.images.read_image)."""
+from __future__ import annotations
+
+import gradio as gr
+
+import genimg
+from genimg.options import MAX_SEED
+from genimg.serve import report
+from genimg.serve.reproduce import client_call, python_call, reproduce_markdown
+from ui.common import LIMITS, gpu, number_input, raw_upload, user_errors
+
+IMG2IMG_BACKENDS = ["latent-lcm", "latent"]  # the embedded latent models; model= pipelines: not yet
+
+
+@gpu()
+def img2img(image: str, prompt: str, backend: str = "latent-lcm", strength: float = 0.5, steps: int = 2,
+            seed: int = 0, tiny_decoder: bool = True, negative_prompt: str = ""):
+    """The redrawn image and its latency report (stages include ``image_encode``)."""
+    if image is None:
+        raise gr.Error("Upload an image to start from (PNG, JPEG or WebP).")
+    with user_errors():
+        generator = genimg.load(backend, tiny_decoder=bool(tiny_decoder))
+        result = generator.img2img(image, prompt, strength=strength, steps=steps or None, seed=seed,
+                                   negative_prompt=negative_prompt or None, timeout_s=LIMITS.request_timeout_s)
+        from genimg.evaluate.judge import default_judge
+
+        scores = default_judge().score(result.images, result.info["prompt"])
+    info = result.info
+    summary = (f"\n\nStrength {info['strength']:g}: {info['steps']} of a {info['schedule_steps']}-step schedule "
+               f"ran from the encoded image" + (f" (raised to {info['effective_strength']:g}: the schedule has at "
+                                                f"most {info['schedule_steps']} steps)"
+                                                if info["effective_strength"] > info["strength"] + 1e-6 else "") + ".")
+    options = dict(strength=strength, steps=info["steps"], seed=seed)
+    options.update({"negative_prompt": negative_prompt} if negative_prompt else {})
+    code = reproduce_markdown(
+        python_call({"backend": backend, "tiny_decoder": bool(tiny_decoder)}, "img2img",
+                    {"image": "input.png", "prompt": info["prompt"], **options}), None,
+        client_call("/img2img", {"image": "input.png", "prompt": prompt, "backend": backend, **options,
+                                 "tiny_decoder": bool(tiny_decoder)}, files=("image",)))
+    return result.images[0], report.latency_markdown(result, scores) + summary + "\n" + code
+
+
+def build_img2img_tab() -> None:
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = raw_upload(gr.Image(label="Start from", type="filepath", sources=["upload", "clipboard"],
+                                        height=256, elem_id="img2img-input"))
+            prompt = gr.Textbox("", label="Prompt", placeholder="a rocket", elem_id="img2img-prompt")
+            with gr.Row():
+                backend = gr.Dropdown(IMG2IMG_BACKENDS, value="latent-lcm", label="Backend")
+                strength = number_input(gr.Slider(0.05, 1, value=0.5, step=0.05, label="Strength",
+                                                  info="how much is redrawn: 0 keeps the image, 1 starts from noise"))
+            with gr.Row():
+                steps = number_input(gr.Slider(1, 50, value=2, step=1, label="Steps", info="steps that run"))
+                seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+            with gr.Accordion("More options", open=False):
+                tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (decodes only; the KL encoder encodes)")
+                negative_prompt = gr.Textbox("", label="Negative prompt (latent backend, guidance > 1)")
+            button = gr.Button("Redraw", variant="primary", elem_id="img2img-button")
+            gr.Markdown("The image is fitted into the model's 64x64 pixels on white. PNG, JPEG or WebP; "
+                        "diffusers `model=` pipelines are not supported here yet.")
+        with gr.Column(scale=3):
+            output = gr.Image(label="Redrawn", type="pil", format="png", interactive=False, height=320,
+                              elem_id="img2img-output", elem_classes=["pixelated", "upscaled"])
+            latency = gr.Markdown("Latency appears here after a redraw.", elem_id="img2img-latency")
+    inputs = [image, prompt, backend, strength, steps, seed, tiny_decoder, negative_prompt]
+    gr.on([button.click, prompt.submit], img2img, inputs, [output, latency], api_name="img2img",
+          concurrency_id="models")
