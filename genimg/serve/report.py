@@ -49,9 +49,11 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
 
 
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
-                 single_pass: bool) -> str:
+                 single_pass: bool, engine: str = "torch", quantize: str | None = None) -> str:
     """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
-    parts = [f"{index}. {backend}", precision, "1 pass" if single_pass else f"{int(steps)} steps"]
+    parts = [f"{index}. {backend}"] + (["OpenVINO"] if engine == "openvino" else []) + [precision]
+    parts += [quantize] if quantize not in (None, "", "none") else []
+    parts.append("1 pass" if single_pass else f"{int(steps)} steps")
     if scheduler != "default" and not single_pass:
         parts.append(scheduler)
     if tiny_decoder:
