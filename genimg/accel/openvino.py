@@ -1,5 +1,6 @@
-"""OpenVINO as the engine of one module (``engine="openvino"``, CPU): converted once and cached on disk, compiled per
-input shape, called exactly like the torch module it replaces, so ``sampling.denoise`` and the decoders run unchanged.
+"""OpenVINO as the engine of one module (``engine="openvino"``, CPU): converted once and cached on disk, compiled once
+per input signature, called exactly like the torch module it replaces, so ``sampling.denoise`` and the decoders run
+unchanged.
 
 How a call finds its compiled model:
 
@@ -10,8 +11,9 @@ How a call finds its compiled model:
    signature without the batch size, the precision, the quantisation and the OpenVINO version. On a miss,
    ``openvino.convert_model`` traces a float32 copy of the module (the batch dimension stays dynamic), NNCF quantises it
    when asked (``genimg.accel.quantize``), and the result is saved there.
-3. The model is reshaped to the call's static shapes and compiled with ``openvino.Core().compile_model``;
-   OpenVINO's own ``CACHE_DIR`` keeps the compiled blob, so a second start converts and compiles nothing.
+3. The model is reshaped to the call's shapes, the batch left dynamic (one compiled model for every batch size), and
+   compiled with ``openvino.Core().compile_model``; OpenVINO's own ``CACHE_DIR`` keeps the compiled blob, so a second
+   start converts and compiles nothing.
 
 Precision: ``bf16`` sets ``INFERENCE_PRECISION_HINT=bf16``, ``fp32`` sets ``f32``. Inputs travel as float32 (numpy has
 no bf16) and outputs come back in the caller's dtype. Measured on the 2-core AMD EPYC (Zen 4) of issue 15, the embedded
@@ -99,7 +101,7 @@ class OpenVINOModule(torch.nn.Module):
     def forward(self, *args, **kwargs):
         flat, spec = pytree.tree_flatten((args, kwargs))
         tensors = [leaf for leaf in flat if isinstance(leaf, torch.Tensor)]
-        key = (str(spec), tuple(_leaf_signature(leaf, batched=False) for leaf in flat))
+        key = (str(spec), tuple(_leaf_signature(leaf, batched=True) for leaf in flat))
         if key not in self._compiled:
             self._compiled[key] = self._prepare(flat, spec, tensors)
         request, output_spec, output_dtype = self._compiled[key]
@@ -112,7 +114,10 @@ class OpenVINOModule(torch.nn.Module):
         import openvino as ov
 
         model, output_spec = self._converted_model(flat, spec)
-        model.reshape({model.inputs[i]: ov.PartialShape(list(t.shape)) for i, t in enumerate(tensors)})
+        # Static shapes but the batch: one compiled model serves every batch size. (A fully static batch of 1 made
+        # OpenVINO 2026.4's compile_model crash on the GAN generator; a dynamic batch does not.)
+        model.reshape({model.inputs[i]: ov.PartialShape([-1, *t.shape[1:]] if t.dim() else [])
+                       for i, t in enumerate(tensors)})
         start = time.perf_counter()
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS.get(self.precision, "f32"),
                   "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads(),

@@ -54,7 +54,7 @@ def _openvino(module, options: SpeedOptions, notes: list[str], name: str, calibr
 
     if options.compile:
         add_note(notes, "compile: the OpenVINO engine compiles the model itself; torch.compile is not used.")
-    add_note(notes, "engine openvino: each input shape's first call reads the converted model from the disk cache "
+    add_note(notes, "engine openvino: the first call reads the converted model from the disk cache "
                     "(or converts it) and compiles it; that time is warm-up, reported apart from latency.")
     return OpenVINOModule(module, options.precision, options.quantize, calibration, calibration_id, name, notes)
 
