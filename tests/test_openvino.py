@@ -97,13 +97,12 @@ def test_bf16_follows_the_callers_dtype_and_constants_are_part_of_the_signature(
 def test_int8_quantises_the_graph_with_calibration_and_stays_close(tmp_path):
     import openvino as ov
 
-    unet, notes = tiny_unet(), []
-    calls = [((latents, timestep, ), {"encoder_hidden_states": context, "return_dict": False})
-             for latents, timestep, context in (unet_inputs(2, seed=seed) for seed in range(4))]
-    quantized = OpenVINOModule(unet, "fp32", "int8", calibration=lambda: calls, calibration_id="test", notes=notes,
-                               cache_dir=tmp_path)
-    inputs = unet_inputs(2, seed=9)
-    output, reference = call(quantized, *inputs), call(unet, *inputs)
+    notes, batches = [], [torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(seed)) for seed in range(4)]
+    quantized = OpenVINOModule(SmallNet(), "fp32", "int8", calibration=lambda: [((x,), {}) for x in batches],
+                               calibration_id="test", notes=notes, cache_dir=tmp_path)
+    images = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(9))
+    with torch.inference_mode():
+        output, reference = quantized(images), SmallNet()(images)
     assert any("calibrated on 4 real calls" in note for note in notes)
     saved = ov.Core().read_model(next(tmp_path.glob("*/model.xml")))
     assert any(op.get_type_name() == "FakeQuantize" for op in saved.get_ops())
