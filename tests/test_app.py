@@ -92,7 +92,7 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, arguments,
 def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
     gallery, _, _, downloads = client.predict(
         "red heart", 0, backend_1="gan", backend_2="gan", backend_3="gan", backend_4="off",
-        engine_2="openvino", engine_3="openvino", quantize_3="int8", api_name="/compare")
+        tiny_decoder_3=False, engine_2="openvino", engine_3="openvino", quantize_3="int8", api_name="/compare")
     json_path = next(path for path in downloads if path.endswith(".json"))
     results = json.loads(Path(json_path).read_text())["results"]
     assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan OpenVINO fp32 1 pass",
