@@ -35,6 +35,8 @@ UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's siz
 DOWNLOADS_KEEP_S = 3600
 BACKEND_CHOICES = list(genimg.BACKENDS)
 SCHEDULER_CHOICES = ["default", "dpm++", "ddim", "euler", "lcm"]
+ENGINE_CHOICES = ["torch", "openvino"]  # openvino: CPU, converted once and cached on disk
+QUANTIZE_CHOICES = ["none", "int8", "fp8"]  # int8: CPU and CUDA; fp8: CUDA with fp8 units
 OFF = "off"
 # Warm-up runs use their own prompt, so the timed run still pays for encoding the user's prompt (once per generator).
 WARM_UP_PROMPT = "warm-up"
@@ -71,7 +73,8 @@ def client_gone() -> bool:
 
 
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
-                   compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True):
+                   compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
+                   engine: str = "torch", quantize: str = "none"):
     """The cached generator for these options, and how long loading took (about 0 when it was cached).
     A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
     model = (model or "").strip() or None
@@ -85,7 +88,8 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
     generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
                             tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
-                            match_concepts=None if model else bool(match_concepts))
+                            match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
+                            quantize=None if quantize in (None, "", "none") else quantize)
     return generator, time.perf_counter() - start
 
 
@@ -120,7 +124,7 @@ def match_scores(images, prompt: str) -> list[float]:
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
-             progress=gr.Progress()):
+             engine: str = "torch", quantize: str = "none", progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers the guided teacher (latent); other backends ignore it and the report says so."""
     if (negative_prompt or "").strip() and (model or "").strip():
@@ -128,10 +132,10 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
-                                           match_concepts)
+                                           match_concepts, engine, quantize)
         warm_up = bool(compile) or load_s > LOADED_NOW_S
         # With compile on, the first call of each configuration (it compiles) is timed: the break-even needs it.
-        key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, steps, batch_size)
+        key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, engine, quantize, steps, batch_size)
         if compile:
             progress(0, desc="first call (compiling)")
             BREAK_EVEN.first_call(key, lambda: generator.generate(WARM_UP_PROMPT, steps=steps or None,
@@ -141,7 +145,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
         break_even = compile and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
-            backend, precision, model, scheduler, False, tiny_decoder, match_concepts)[0].generate(
+            backend, precision, model, scheduler, False, tiny_decoder, match_concepts, engine, quantize)[0].generate(
             prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
@@ -149,7 +153,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     code = reproduce_generate_api(dict(prompt=prompt, backend=backend, steps=steps, batch_size=batch_size,
                                        precision=precision, seed=seed, model=model, scheduler=scheduler,
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
-                                       match_concepts=bool(match_concepts), negative_prompt=negative_prompt))
+                                       match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
+                                       engine=engine, quantize=quantize))
     return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "") + "\n" + code
 
 
@@ -219,7 +224,10 @@ def compare(prompt: str, seed: int = 0,
             backend_3: str = "latent-lcm", precision_3: str = "fp32", steps_3: int = 2, scheduler_3: str = "default",
             tiny_decoder_3: bool = True,
             backend_4: str = "gan", precision_4: str = "fp32", steps_4: int = 1, scheduler_4: str = "default",
-            tiny_decoder_4: bool = False, repeats: int = DEFAULT_REPEATS, progress=gr.Progress()):
+            tiny_decoder_4: bool = False, repeats: int = DEFAULT_REPEATS,
+            engine_1: str = "torch", quantize_1: str = "none", engine_2: str = "torch", quantize_2: str = "none",
+            engine_3: str = "torch", quantize_3: str = "none", engine_4: str = "torch", quantize_4: str = "none",
+            progress=gr.Progress()):
     """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
     is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
 
@@ -228,11 +236,12 @@ def compare(prompt: str, seed: int = 0,
     """
     import pandas as pd
 
-    configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t)) for b, p, s, sc, t in (
-        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1),
-        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2),
-        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3),
-        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4)) if b and b != OFF]
+    configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t), engine=e or "torch",
+                    quantize=q or "none") for b, p, s, sc, t, e, q in (
+        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1),
+        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2),
+        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3),
+        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4)) if b and b != OFF]
     if len(configs) < 2:
         raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
     repeats = checked_repeats(repeats)
@@ -241,7 +250,7 @@ def compare(prompt: str, seed: int = 0,
         for index, config in enumerate(configs, start=1):
             progress(0, desc=f"{index}/{len(configs)}: loading {config['backend']}")
             generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
-                                          False, config["tiny_decoder"])
+                                          False, config["tiny_decoder"], True, config["engine"], config["quantize"])
             single_pass = generator.default_steps is None
             steps = None if single_pass else config["steps"]
             # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
@@ -293,8 +302,9 @@ matched by MiniLM sentence similarity to the nearest training caption and that e
 dog); the result says what it was drawn as. Turn it off to condition the model on the prompt as typed.
 
 Speed options: precision (bf16 halves memory traffic and is fast on CPUs with bf16 units; fp16 needs a GPU),
-scheduler, `torch.compile`, tiny decoder; the Python API adds channels_last, fused QKV, CUDA graphs and a guidance
-cutoff (classifier-free guidance on the first steps only).
+scheduler, `torch.compile`, tiny decoder, engine (OpenVINO on the CPU: converted once, then read from a disk cache)
+and quantize (int8; fp8 on GPUs with fp8 units); the Python API adds channels_last, fused QKV, CUDA graphs and a
+guidance cutoff (classifier-free guidance on the first steps only).
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
 
@@ -316,6 +326,11 @@ def build_generate_tab() -> None:
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
                     tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
+                with gr.Row():
+                    engine = gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine",
+                                         info="openvino: CPU; converted once, cached on disk")
+                    quantize = gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize",
+                                           info="int8: CPU/CUDA; fp8: GPUs with fp8 units")
                 match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
                                              info="draw the emoji whose name is nearest in meaning (embedded models)")
                 negative_prompt = gr.Textbox("", label="Negative prompt", elem_id="negative-prompt",
@@ -328,7 +343,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts, negative_prompt]
+              match_concepts, negative_prompt, engine, quantize]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 
@@ -339,7 +354,7 @@ def build_compare_tab() -> None:
         seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
         repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
                                          info="timed runs per configuration, after one warm-up run timed apart"))
-    config_inputs = []
+    config_inputs, engine_inputs = [], []  # engine inputs go last: older API callers' positions stay valid
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
             with gr.Column(min_width=180):
@@ -351,6 +366,8 @@ def build_compare_tab() -> None:
                     gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler"),
                     gr.Checkbox(value=default_tiny, label="Tiny decoder"),
                 ]
+                engine_inputs += [gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine"),
+                                  gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize")]
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
@@ -361,9 +378,8 @@ def build_compare_tab() -> None:
                            x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
     code = gr.Markdown(elem_id="compare-code")
-    button.click(compare, [prompt, seed, *config_inputs, repeats], [gallery, chart, table, downloads, code],
-                 api_name="compare",
-                 concurrency_id="models")
+    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs],
+                 [gallery, chart, table, downloads, code], api_name="compare", concurrency_id="models")
 
 
 def build_one_image_api() -> None:

@@ -9,6 +9,9 @@ from genimg.errors import InvalidRequest, UnsupportedOption
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+ENGINES = ("torch", "openvino")
+QUANTIZE = ("int8", "fp8")
+FP8_MIN_CAPABILITY = (8, 9)  # fp8 tensor cores: Ada (8.9), Hopper (9.0) and later
 MAX_PROMPT_CHARS = 1000
 MAX_STEPS = 100
 MAX_BATCH_SIZE = 16
@@ -52,6 +55,12 @@ class SpeedOptions:
     # Classifier-free guidance only for this leading fraction of the steps; later steps run the conditional pass alone
     # (diffusers' "dynamic CFG" recipe: the unconditional pass is half the UNet work of a guided step). None: all steps.
     guidance_cutoff: float | None = None
+    # What runs the modules: "torch" (eager, or inductor with compile=True) or "openvino" (CPU: converted once, cached
+    # on disk, see genimg.accel.openvino).
+    engine: str = "torch"
+    # None, "int8" (CPU: NNCF static int8 with engine="openvino", torchao dynamic int8 with torch; CUDA: torchao int8
+    # weight-only) or "fp8" (CUDA, compute capability >= 8.9). See genimg.accel.quantize.
+    quantize: str | None = None
 
     def validated(self) -> "SpeedOptions":
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
@@ -65,11 +74,17 @@ class SpeedOptions:
         if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float))
                                    or not 0 < cutoff <= 1):
             raise InvalidRequest(f"guidance_cutoff must be a fraction of the steps in (0, 1], got {cutoff!r}.")
+        if self.engine not in ENGINES:
+            raise InvalidRequest(f"Unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}.")
+        if self.quantize is not None and self.quantize not in QUANTIZE:
+            raise InvalidRequest(f"Unknown quantize {self.quantize!r}: choose None or one of {', '.join(QUANTIZE)}.")
         device = resolve_device(self.device)
         if self.precision == "fp16" and device == "cpu":
             raise UnsupportedOption(
                 "fp16 is extremely slow or unsupported on a CPU; use precision='bf16' for half precision on CPU."
             )
+        check_engine(self.engine, device)
+        check_quantize(self.quantize, device)
         return dataclasses.replace(self, device=device)
 
     @property
@@ -77,6 +92,40 @@ class SpeedOptions:
         import torch
 
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+
+def check_engine(engine: str, device: str) -> None:
+    """OpenVINO runs here on the CPU only (on another device it is ignored with a note), and must be installed."""
+    import importlib.util
+
+    if engine == "openvino" and device == "cpu" and importlib.util.find_spec("openvino") is None:
+        raise UnsupportedOption("engine='openvino' needs the openvino package: pip install openvino "
+                                "(or use engine='torch').")
+
+
+def cuda_supports_fp8(capability: tuple[int, int] | None) -> bool:
+    """Whether a card of this compute capability has fp8 tensor cores (torchao's float8 matmuls need them)."""
+    return capability is not None and tuple(capability) >= FP8_MIN_CAPABILITY
+
+
+def check_quantize(quantize: str | None, device: str, capability: tuple[int, int] | None = None) -> None:
+    """Refuse a quantisation this device cannot run, saying what to choose instead."""
+    if quantize is None:
+        return
+    if device == "mps":
+        raise UnsupportedOption("quantize works on a CPU (int8) or a CUDA GPU (int8, fp8), not on MPS; "
+                                "use quantize=None.")
+    if quantize == "fp8":
+        if device == "cpu":
+            raise UnsupportedOption("fp8 needs a CUDA GPU with fp8 units (H100, L4, RTX 40xx); on a CPU use "
+                                    "quantize='int8'.")
+        if capability is None:
+            import torch
+
+            capability = torch.cuda.get_device_capability(device)
+        if not cuda_supports_fp8(capability):
+            raise UnsupportedOption(f"fp8 needs compute capability >= 8.9 (Ada, Hopper); this GPU has "
+                                    f"{capability[0]}.{capability[1]}. Use quantize='int8' (weight-only).")
 
 
 def clean_prompt(prompt) -> str:

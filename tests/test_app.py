@@ -104,6 +104,27 @@ def test_compare_refuses_a_bad_number_of_repeats(client):
                        api_name="/compare")
 
 
+def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
+    gallery, _, _, downloads = client.predict(
+        "red heart", 0, backend_1="gan", backend_2="gan", backend_3="gan", backend_4="off",
+        tiny_decoder_3=False, engine_2="openvino", engine_3="openvino", quantize_3="int8", api_name="/compare")
+    json_path = next(path for path in downloads if path.endswith(".json"))
+    results = json.loads(Path(json_path).read_text())["results"]
+    assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan OpenVINO fp32 1 pass",
+                                                  "3. gan OpenVINO fp32 int8 1 pass"]
+    assert [(row["engine"], row["quantize"]) for row in results] == [("torch", "none"), ("openvino", "none"),
+                                                                    ("openvino", "int8")]
+    assert len(gallery) == 3 and all(row["latency_ms"] > 0 for row in results)
+
+
+def test_generate_takes_engine_and_quantize_and_refuses_fp8_on_a_cpu(client):
+    request = dict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
+    gallery, latency = client.predict(**request, engine="openvino", api_name="/generate")
+    assert len(images_of(gallery)) == 1 and "OpenVINO" in latency
+    with pytest.raises(Exception, match="fp8 needs a CUDA GPU"):
+        client.predict(**request, quantize="fp8", api_name="/generate")
+
+
 def test_compare_needs_two_configurations(client):
     with pytest.raises(Exception, match="at least two"):
         client.predict("rocket", 0, backend_1="gan", backend_2="off", backend_3="off", backend_4="off",

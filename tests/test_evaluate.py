@@ -57,6 +57,15 @@ def test_configs_are_selected_by_label_or_backend():
         select_configs(["diffusion"])
 
 
+def test_openvino_and_int8_configs_are_chosen_by_label_or_as_engines():
+    picked = select_configs(["latent-lcm-1-tiny-openvino-int8"])
+    assert [(c.backend, c.steps, c.tiny_decoder, c.engine, c.quantize) for c in picked] == [
+        ("latent-lcm", 1, True, "openvino", "int8")]
+    engines = select_configs(["engines"])
+    assert len(engines) == 4 and all(c.engine == "openvino" for c in engines)
+    assert not any(c.engine != "torch" or c.quantize for c in CONFIGS)  # the default run stays the same
+
+
 def test_targets_are_checked_per_metric_and_rendered():
     row = {"config": "gan", "backend": "gan", "steps": None, "latency_ms_per_image": 12.0,
            "names": {"judge_top1": 0.5, "judge_top5": 0.9, "pixels_top1": 0.1, "pixels_top5": 0.2}}

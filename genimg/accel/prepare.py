@@ -17,9 +17,11 @@ from genimg.accel.notes import add_note
 from genimg.options import SpeedOptions
 
 
-def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str],
-                   name: str = "model") -> torch.nn.Module:
-    """Fused QKV, channels_last, then torch.compile or CUDA graphs, as asked; ``notes`` says what was skipped."""
+def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[str], name: str = "model",
+                   calibration=None, calibration_id: str = "") -> torch.nn.Module:
+    """Fused QKV, channels_last, then the OpenVINO engine, or torchao quantisation and torch.compile or CUDA graphs,
+    as asked; ``notes`` says what was skipped. ``calibration``: a function returning real ``(args, kwargs)`` calls of
+    ``module``, for static int8 (``calibration_id`` names them in the OpenVINO disk cache's key)."""
     if options.precision == "bf16" and options.device == "cpu" and not _cpu_has_bf16():
         add_note(notes, "bf16: this CPU has no native bf16 instructions (AVX512-BF16/AMX), so bf16 runs emulated and "
                         "may be slower than fp32.")
@@ -30,12 +32,31 @@ def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[s
     on_cuda = options.device.startswith("cuda")
     if options.cuda_graphs and not on_cuda:
         add_note(notes, f"CUDA graphs need a CUDA GPU; ignored on {options.device}.")
+    if options.engine == "openvino":
+        if options.device == "cpu":
+            return _openvino(module, options, notes, name, calibration, calibration_id)
+        add_note(notes, f"engine openvino: genimg runs OpenVINO on the CPU only; the torch engine runs on "
+                        f"{options.device}.")
+    if options.quantize:
+        from genimg.accel.quantize import quantize_torch
+
+        module = quantize_torch(module, options, notes, name)
     if options.compile:
         return compile_module(module, options, notes)
     if options.cuda_graphs and on_cuda:
         add_note(notes, "CUDA graphs: each input shape is captured on its first call (warm-up), then replayed.")
         return CudaGraphed(module)
     return module
+
+
+def _openvino(module, options: SpeedOptions, notes: list[str], name: str, calibration, calibration_id: str):
+    from genimg.accel.openvino import OpenVINOModule
+
+    if options.compile:
+        add_note(notes, "compile: the OpenVINO engine compiles the model itself; torch.compile is not used.")
+    add_note(notes, "engine openvino: the first call reads the converted model from the disk cache "
+                    "(or converts it) and compiles it; that time is warm-up, reported apart from latency.")
+    return OpenVINOModule(module, options.precision, options.quantize, calibration, calibration_id, name, notes)
 
 
 def _cpu_has_bf16() -> bool:

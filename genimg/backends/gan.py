@@ -5,6 +5,7 @@ from pathlib import Path
 
 from genimg.assets import ASSETS
 from genimg.backends.base import BaseGenerator, seeded_noise
+from genimg.backends.calibration import CALIBRATION_ID, pooled_calls
 from genimg.models.gan import TextConditionalGenerator
 from genimg.options import SpeedOptions
 from genimg.accel import note_inapplicable, prepare_module
@@ -19,7 +20,10 @@ class GanGenerator(BaseGenerator):
         self.concepts = self._concept_index()
         note_inapplicable(self.options, self.notes, "GAN")
         model = TextConditionalGenerator.from_pretrained(model or ASSETS / "gan", torch_dtype=self.dtype)
-        self.model = prepare_module(model.to(self.device).eval(), self.options, self.notes, name="GAN generator")
+        model = model.to(self.device).eval()
+        self.model = prepare_module(model, self.options, self.notes, name="GAN generator",
+                                    calibration=lambda: pooled_calls(self, model.config.z_dim),
+                                    calibration_id=CALIBRATION_ID)
 
     def _generate(self, request, text, timer, on_step):
         noise = seeded_noise((request.batch_size, self.model.config.z_dim), request.seed, self.device, self.dtype)

@@ -16,6 +16,7 @@ from diffusers import DDPMScheduler
 from genimg.accel import add_note, prepare_module
 from genimg.assets import ASSETS
 from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
+from genimg.backends.calibration import CALIBRATION_ID
 from genimg.guards import Deadline
 from genimg.images import read_image
 from genimg.options import Request, SpeedOptions
@@ -47,7 +48,9 @@ class LatentGenerator(BaseGenerator):
         # by self.lock and set_timesteps resets a scheduler's per-run state, so rebuilding it per call (~1 ms) is waste.
         self.scheduler = make_scheduler(self.scheduler_name, self.scheduler_config)
         unet = UNet2DConditionModel.from_pretrained(unet_folder / "unet", torch_dtype=self.dtype)
-        self.unet = prepare_module(unet.to(self.device).eval(), self.options, self.notes, name="UNet")
+        unet = unet.to(self.device).eval()
+        self.unet = prepare_module(unet, self.options, self.notes, name="UNet", calibration_id=CALIBRATION_ID,
+                                   calibration=lambda: self._calibration_calls(unet, decode_only)[0])
         self.latent_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
         if self.options.tiny_decoder:
             if isinstance(self.options.tiny_decoder, str):
@@ -63,8 +66,20 @@ class LatentGenerator(BaseGenerator):
             self.latent_scale = decoder.config.scaling_factor
         decoder = decoder.to(self.device).eval()
         self.decoder = decoder
-        self.decode_fn = prepare_module(_DecodeOnly(decoder), self.options, self.notes, name="decoder")
+        decode_only = _DecodeOnly(decoder)
+        self.decode_fn = prepare_module(decode_only, self.options, self.notes, name="decoder",
+                                        calibration=lambda: self._calibration_calls(unet, decode_only)[1],
+                                        calibration_id=CALIBRATION_ID)
         self.empty_context = self.text.encode([""]).tokens
+        self._calibration = None
+
+    def _calibration_calls(self, unet, decode_only) -> tuple[list, list]:
+        """Real (UNet, decoder) inputs for static int8, from this model's own sampling loop; recorded once."""
+        if self._calibration is None:
+            from genimg.backends.calibration import latent_calls
+
+            self._calibration = latent_calls(self, unet, decode_only)
+        return self._calibration
 
     def img2img(self, image, prompt: str, strength: float = 0.5, steps: int | None = None, seed: int = 0,
                 guidance: float | None = None, negative_prompt: str | None = None, on_step=None,

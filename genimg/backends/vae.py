@@ -6,6 +6,7 @@ from pathlib import Path
 from genimg.accel import note_inapplicable, prepare_module
 from genimg.assets import ASSETS
 from genimg.backends.base import BaseGenerator, seeded_noise
+from genimg.backends.calibration import CALIBRATION_ID, pooled_calls
 from genimg.models.cvae import TextConditionalVAE
 from genimg.options import SpeedOptions
 
@@ -20,7 +21,8 @@ class VaeGenerator(BaseGenerator):
         note_inapplicable(self.options, self.notes, "VAE")
         vae = TextConditionalVAE.from_pretrained(model or ASSETS / "vae", torch_dtype=self.dtype)
         self.z_dim = vae.config.z_dim
-        self.decoder = prepare_module(vae.decoder.to(self.device).eval(), self.options, self.notes, name="VAE decoder")
+        self.decoder = prepare_module(vae.decoder.to(self.device).eval(), self.options, self.notes, name="VAE decoder",
+                                      calibration=lambda: pooled_calls(self, self.z_dim), calibration_id=CALIBRATION_ID)
 
     def _generate(self, request, text, timer, on_step):
         z = seeded_noise((request.batch_size, self.z_dim), request.seed, self.device, self.dtype)

@@ -30,18 +30,22 @@ class BenchConfig:
     cuda_graphs: bool = False
     prompt_cache: bool = True
     guidance_cutoff: float | None = None
+    engine: str = "torch"  # "openvino": genimg's OpenVINO engine; for stock, its UNet and VAE decoder run by OpenVINO
+    quantize: str | None = None  # "int8": NNCF static int8 (openvino) or torchao dynamic int8 (torch)
 
     def speed_options(self, device: str) -> SpeedOptions:
         # Concept matching off: the prompts reach the models as typed, as they reach stock diffusers.
         return SpeedOptions(device=device, precision=self.precision, scheduler=self.scheduler, compile=self.compile,
                             channels_last=self.channels_last, tiny_decoder=self.tiny_decoder,
                             cuda_graphs=self.cuda_graphs, fuse_qkv=self.fuse_qkv, match_concepts=False,
-                            guidance_cutoff=self.guidance_cutoff)
+                            guidance_cutoff=self.guidance_cutoff, engine=self.engine, quantize=self.quantize)
 
     @property
     def options_label(self) -> str:
-        flags = [self.precision] + [name for name in ("compile", "channels_last", "fuse_qkv", "tiny_decoder",
-                                                      "cuda_graphs") if getattr(self, name)]
+        flags = (["openvino"] if self.engine == "openvino" else []) + [self.precision]
+        flags += [self.quantize] if self.quantize else []
+        flags += [name for name in ("compile", "channels_last", "fuse_qkv", "tiny_decoder", "cuda_graphs")
+                  if getattr(self, name)]
         if self.guidance_cutoff is not None:
             flags.append(f"cfg_cutoff{self.guidance_cutoff:g}")
         if self.scheduler:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from genimg.bench.config import BenchConfig
+from genimg.bench.engines import engine_lines
 
 CSV_COLUMNS = ("label", "backend", "options", "batch_size", "steps", "guidance", "median_ms", "q1_ms", "q3_ms",
                "min_ms", "max_ms", "images_per_s", "speedup_vs_stock", "same_steps_and_weights", "score",
@@ -157,6 +158,7 @@ def markdown(report: dict, command: str = "") -> str:
                      f"{floor['ratio']:.2f} | {parts['unet']:.2f} | {parts['decoder']:.2f} | "
                      f"{parts['text_encoder']:.2f} |")
     lines += ["", "## Targets", ""] + target_lines(report["targets"])
+    lines += engine_lines(report)
     diff = machine.get("stock_vs_genimg_fp32_max_pixel_diff")
     if diff is not None:
         lines += ["", f"Same weights, same images: stock diffusers and genimg fp32 at the same steps, prompt and seed "

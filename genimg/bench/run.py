@@ -24,6 +24,8 @@ import torch
 from tqdm import tqdm
 
 from genimg.bench.config import STOCK, BenchConfig, BenchSettings
+from genimg.bench.engines import (add_pixel_differences, engine_targets, engine_winners, measure_unet_calls,
+                                  uses_engines)
 from genimg.bench.report import add_stock_ratios, check_targets, headline_rows
 from genimg.bench.runners import FloorRunner, GenimgRunner, make_runner
 from genimg.options import SpeedOptions
@@ -215,14 +217,19 @@ def run_bench(configs: list[BenchConfig], settings: BenchSettings = BenchSetting
     started = time.perf_counter()
     runners, rows = measure_first_calls(configs, settings)
     measure_rounds(runners, rows, settings)
+    engines = {"unet_calls": measure_unet_calls(runners, settings)} if uses_engines(configs) else None
     add_stock_ratios(rows)
     floors = []
     for row in dict.fromkeys(r["label"] for r in headline_rows(rows) if r):
         index = next(i for i, r in enumerate(rows) if r["label"] == row)
         floors.append(measure_floor(runners[index], rows[index], settings))
     score_configs(runners, rows, settings)
+    if engines is not None:
+        add_pixel_differences(runners, rows, settings)
+        engines.update(winners=engine_winners(rows), targets=engine_targets(rows, engines["unet_calls"]))
     machine["stock_vs_genimg_fp32_max_pixel_diff"] = same_weights_check(runners)
     machine["loadavg_end"] = os.getloadavg()
     machine["bench_seconds"] = time.perf_counter() - started
-    return {"machine": machine, "settings": dataclasses.asdict(settings), "rows": rows, "floors": floors,
-            "targets": check_targets(rows, floors)}
+    report = {"machine": machine, "settings": dataclasses.asdict(settings), "rows": rows, "floors": floors,
+              "targets": check_targets(rows, floors)}
+    return dict(report, engines=engines) if engines is not None else report

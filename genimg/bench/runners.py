@@ -44,12 +44,17 @@ class StockRunner:
         from genimg.backends.latent import EMBEDDED, LatentGenerator
         from genimg.text import load_text_model, load_tokenizer
 
-        dtype = SpeedOptions(precision=self.config.precision).torch_dtype
+        # The OpenVINO peer keeps torch's modules in fp32 and runs bf16 through OpenVINO's precision hint.
+        openvino = self.config.engine == "openvino"
+        dtype = SpeedOptions(precision="fp32" if openvino else self.config.precision).torch_dtype
         self.guidance = LatentGenerator.default_guidance  # the same guidance genimg's teacher uses
         self.pipeline = StableDiffusionPipeline.from_pretrained(
             EMBEDDED, text_encoder=load_text_model(), tokenizer=load_tokenizer(), torch_dtype=dtype,
             safety_checker=None, feature_extractor=None, requires_safety_checker=False).to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
+        self.notes = ["stock diffusers StableDiffusionPipeline; its own text encoding every call, PIL output"]
+        if openvino:
+            run_with_openvino(self.pipeline, self.config, self.guidance, self.notes)
         for stage, module in (("text_encode", self.pipeline.text_encoder), ("denoise", self.pipeline.unet),
                               ("decode", self.pipeline.vae.decoder)):
             module.register_forward_pre_hook(lambda *_, stage=stage: self._start(stage))
@@ -75,9 +80,39 @@ class StockRunner:
         synchronize(self.device)
         total = (time.perf_counter() - start) * 1000
         timings = dict(self.stage_ms, other=total - sum(self.stage_ms.values()), total=total)
-        info = {"backend": STOCK, "steps": self.config.steps, "guidance": self.guidance, "notes": [
-            "stock diffusers StableDiffusionPipeline; its own text encoding every call, PIL output"]}
+        info = {"backend": STOCK, "steps": self.config.steps, "guidance": self.guidance, "notes": list(self.notes)}
         return Generation(images, timings, peak_memory_bytes(self.device), info)
+
+
+def run_with_openvino(pipeline, config: BenchConfig, guidance: float, notes: list[str]) -> None:
+    """The UNet and VAE decoder of a stock pipeline run by OpenVINO (fp32, bf16 hint, or NNCF int8 calibrated on
+    the pipeline's own calls for the calibration prompts), as FastSD CPU runs models; the rest stays stock."""
+    import copy
+
+    from genimg.accel.openvino import OpenVINOModule
+    from genimg.accel.quantize import record_calls
+    from genimg.backends.calibration import CALIBRATION_ID, calibration_prompts
+
+    unet_calls, decoder_calls = [], []
+    if config.quantize == "int8":
+        prompts = calibration_prompts()
+        for seed, half in enumerate((prompts[:len(prompts) // 2], prompts[len(prompts) // 2:])):
+            def run(half=half, seed=seed):
+                pipeline(half, num_inference_steps=config.steps, guidance_scale=guidance,
+                         generator=torch.Generator().manual_seed(seed))
+
+            with torch.inference_mode():
+                unet_calls += record_calls(pipeline.unet, lambda: decoder_calls.extend(
+                    record_calls(pipeline.vae.decoder, run)))
+    calibration_id = f"stock:{CALIBRATION_ID}:steps{config.steps}"
+    for module, calls, name in ((pipeline.unet, unet_calls, "stock UNet"),
+                                (pipeline.vae.decoder, decoder_calls, "stock VAE decoder")):
+        engine = OpenVINOModule(copy.deepcopy(module), config.precision, config.quantize,
+                                calibration=(lambda calls=calls: calls) if calls else None,
+                                calibration_id=calibration_id, name=name, notes=notes)
+        # An instance attribute, not a submodule: nn.Module's __call__ (and the timing hooks) then run OpenVINO.
+        module.__dict__["forward"] = engine
+        module.__dict__["openvino_engine"] = engine
 
 
 def make_runner(config: BenchConfig, device: str):

@@ -14,6 +14,8 @@ from genimg.bench.report import markdown, plot, write_report
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="latency/throughput/memory/prompt-match sweep vs stock diffusers")
     parser.add_argument("--quick", action="store_true", help="a small sweep (about a minute on 2 CPU cores)")
+    parser.add_argument("--engines", action="store_true", help="the CPU engine race instead: torch vs OpenVINO, "
+                                                               "fp32/bf16/int8, against stock diffusers on OpenVINO")
     parser.add_argument("--out", default="outputs/bench", help="folder for NAME.json/.csv/.md/.png")
     parser.add_argument("--name", default="bench", help="file name stem of the outputs (default: bench)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the markdown table")
@@ -45,6 +47,10 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = quick_sweep(args.steps) if args.quick else full_sweep(args.steps)
+    if args.engines:
+        from genimg.bench.engines import engine_sweep
+
+        configs = engine_sweep(args.steps)
     settings = settings_from(args)
     command = "python -m genimg " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else ""
     report = run_bench(configs, settings)

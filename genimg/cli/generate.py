@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 import genimg
 from genimg.errors import GenimgError
-from genimg.options import PRECISIONS, clean_prompt
+from genimg.options import ENGINES, PRECISIONS, QUANTIZE, clean_prompt
 
 
 def add_parser(subparsers) -> None:
@@ -30,6 +30,8 @@ def add_parser(subparsers) -> None:
                                                   "elsewhere ignored, with a note)")
     parser.add_argument("--tiny-decoder", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--engine", choices=ENGINES, help="torch (default) or openvino (CPU; converted once, cached)")
+    parser.add_argument("--quantize", choices=QUANTIZE, help="int8 (CPU/CUDA) or fp8 (GPUs with fp8 units)")
     parser.add_argument("--guidance-cutoff", type=float,
                         help="classifier-free guidance on this first fraction of the steps only (0-1]")
     parser.add_argument("--no-match-concepts", dest="match_concepts", action="store_false", default=None,
@@ -65,7 +67,8 @@ def main(args: argparse.Namespace) -> int:
             raise GenimgError("--negative-prompt is not yet supported for --model pipelines; it steers the "
                               "embedded 'latent' teacher.")
         options = {"scheduler": args.scheduler} if args.scheduler else {}
-        options.update({name: getattr(args, name) for name in ("guidance_cutoff", "match_concepts")
+        options.update({name: getattr(args, name) for name in ("guidance_cutoff", "match_concepts", "engine",
+                                                               "quantize")
                         if getattr(args, name) is not None})
         generator = genimg.load(args.backend, device=args.device, precision=args.precision, model=args.model,
                                 tiny_decoder=args.tiny_decoder, compile=args.compile, **options)

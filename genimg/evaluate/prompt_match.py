@@ -40,6 +40,8 @@ class EvalConfig:
     backend: str
     steps: int | None = None  # None: the backend's default
     tiny_decoder: bool = False
+    engine: str = "torch"  # or "openvino" (CPU)
+    quantize: str | None = None  # or "int8"
 
 
 CONFIGS = (
@@ -52,6 +54,14 @@ CONFIGS = (
     EvalConfig("latent-lcm-2", "latent-lcm", 2),
     EvalConfig("latent-lcm-4", "latent-lcm", 4),
     EvalConfig("latent-lcm-4-tiny", "latent-lcm", 4, tiny_decoder=True),
+)
+# The same models on the OpenVINO engine and quantised (issue 15): chosen by label, or all of them as "engines".
+ENGINE_CONFIGS = (
+    EvalConfig("gan-openvino-int8", "gan", engine="openvino", quantize="int8"),
+    EvalConfig("latent-openvino", "latent", 20, engine="openvino"),
+    EvalConfig("latent-openvino-int8", "latent", 20, engine="openvino", quantize="int8"),
+    EvalConfig("latent-lcm-1-tiny-openvino-int8", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
+               quantize="int8"),
 )
 
 # What a user would type -> the dataset name it should produce. None of these is one of the dataset's captions.
@@ -240,11 +250,12 @@ def select_configs(names: list | None) -> list:
     """Configs by label (``latent-lcm-2``) or by backend (``latent-lcm``: all its configs); None: all."""
     if not names:
         return list(CONFIGS)
-    known = {c.label for c in CONFIGS} | {c.backend for c in CONFIGS}
+    known = {c.label for c in CONFIGS + ENGINE_CONFIGS} | {c.backend for c in CONFIGS} | {"engines"}
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InvalidRequest(f"Unknown backend/config {', '.join(unknown)}: choose from {', '.join(sorted(known))}.")
-    return [c for c in CONFIGS if c.label in names or c.backend in names]
+    return ([c for c in CONFIGS if c.label in names or c.backend in names]
+            + [c for c in ENGINE_CONFIGS if c.label in names or "engines" in names])
 
 
 def check_targets(rows: list) -> list:
@@ -293,8 +304,8 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
     for config in tqdm(configs, desc="evaluate", unit="config"):
         config_start = time.perf_counter()
         try:
-            generator = genimg.load(config.backend, device=device, precision=precision,
-                                    tiny_decoder=config.tiny_decoder, match_concepts=False)
+            generator = genimg.load(config.backend, device=device, precision=precision, engine=config.engine,
+                                    quantize=config.quantize, tiny_decoder=config.tiny_decoder, match_concepts=False)
         except (GenimgError, OSError) as error:  # one unloadable model should not cost the other rows
             rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
                          "latency_ms_per_image": None, "error": f"{type(error).__name__}: {error}"})
@@ -302,7 +313,7 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
         row = {"config": config.label, "backend": config.backend, "steps": config.steps or generator.default_steps,
                "guidance": generator.default_guidance, "tiny_decoder": config.tiny_decoder}
         matched = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder,
-                              match_concepts=True)
+                              engine=config.engine, quantize=config.quantize, match_concepts=True)
         runs = [(generator, prompt_set, prompt_set.name) for prompt_set in prompt_sets]
         runs.append((matched, prompt_sets[1], "paraphrases_matched"))
         for model, prompt_set, key in runs:

@@ -66,9 +66,11 @@ def live_markdown(result) -> str:
 
 
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
-                 single_pass: bool) -> str:
+                 single_pass: bool, engine: str = "torch", quantize: str | None = None) -> str:
     """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
-    parts = [f"{index}. {backend}", precision, "1 pass" if single_pass else f"{int(steps)} steps"]
+    parts = [f"{index}. {backend}"] + (["OpenVINO"] if engine == "openvino" else []) + [precision]
+    parts += [quantize] if quantize not in (None, "", "none") else []
+    parts.append("1 pass" if single_pass else f"{int(steps)} steps")
     if scheduler != "default" and not single_pass:
         parts.append(scheduler)
     if tiny_decoder:

@@ -9,7 +9,7 @@ APP_URL = "http://127.0.0.1:7860/"  # where `python app.py` serves by default
 CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precision", "scheduler": "--scheduler",
              "tiny_decoder": "--tiny-decoder", "compile": "--compile", "steps": "--steps",
              "batch_size": "--batch-size", "seed": "--seed", "guidance": "--guidance",
-             "negative_prompt": "--negative-prompt"}
+             "negative_prompt": "--negative-prompt", "engine": "--engine", "quantize": "--quantize"}
 
 
 def _arguments(values: dict) -> str:
@@ -85,6 +85,10 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
         load["tiny_decoder"] = True
     if arguments.get("match_concepts") is False:
         load["match_concepts"] = False
+    if arguments.get("engine") not in (None, "", "torch"):
+        load["engine"] = arguments["engine"]
+    if arguments.get("quantize") not in (None, "", "none"):
+        load["quantize"] = arguments["quantize"]
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
             "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None}
