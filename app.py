@@ -158,6 +158,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "") + "\n" + code
 
 
+@gpu()
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
     """The plain one-image API: concurrent calls with the same backend, precision and steps share a batch."""
     started = time.perf_counter()
@@ -168,6 +169,7 @@ def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, preci
     return result.images[0], one_image_info(result, started)
 
 
+@gpu()
 def generate_one_batched(prompts: list, backends: list, steps: list, precisions: list, seeds: list):
     """/generate_one with GENIMG_BATCHING=gradio: Gradio hands over the waiting requests as lists (batch=True); each
     configuration among them runs as one generate_batch call."""
