@@ -232,10 +232,14 @@ def test_a_client_that_disconnects_mid_generation_frees_its_slot(served, app_mod
             raise
 
     monkeypatch.setattr(app_module, "run_generation", recorded_run)
-    fn_index = next(dependency["id"] for dependency in httpx.get(url + "config").json()["dependencies"]
-                    if dependency.get("api_name") == "generate")
+    config = httpx.get(url + "config").json()
+    dependency = next(dependency for dependency in config["dependencies"] if dependency.get("api_name") == "generate")
+    fn_index = dependency["id"]
     session = uuid.uuid4().hex
-    data = ["red heart", "latent-lcm", 50, 1, "fp32", 0, "", "default", False, False, True]
+    # Every input at its default (so inputs added to Generate later need no change here), then the ones that matter.
+    defaults = {component["id"]: component.get("props", {}).get("value") for component in config["components"]}
+    data = [defaults.get(input_id) for input_id in dependency["inputs"]]
+    data[:10] = ["red heart", "latent-lcm", 50, 1, "fp32", 0, "", "default", False, False]
     joined = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index,
                                                              "session_hash": session, "trigger_id": None})
     assert joined.status_code == 200
