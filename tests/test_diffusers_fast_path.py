@@ -71,6 +71,22 @@ def test_the_fast_path_draws_what_stock_diffusers_draws(family, family_folders, 
     assert all(result.timings[stage] > 0 for stage in ("text_encode", "denoise", "decode", "to_pil"))
 
 
+@pytest.mark.parametrize("family", ["sd15-dpm++-cfg", "sdxl"])
+def test_a_negative_prompt_draws_what_stock_diffusers_draws_with_it(family, family_folders):
+    folder = family_folders[family]
+    generator = genimg.load("latent", device="cpu", model=str(folder))
+    noise = seeded_noise((1, *generator.latent_shape), 5, "cpu", torch.float32)
+    stock = DiffusionPipeline.from_pretrained(folder)
+    stock.set_progress_bar_config(disable=True)
+    theirs = pixels(stock(PROMPT, num_inference_steps=2, latents=noise, negative_prompt="blurry",
+                          generator=torch.Generator().manual_seed(5)).images)
+    result = generator.generate(PROMPT, steps=2, seed=5, negative_prompt="blurry")
+    assert np.abs(pixels(result.images) - theirs).max() <= MAX_PIXEL_DIFFERENCE
+    assert result.info["negative_prompt"]["used"] is True
+    without = pixels(generator.generate(PROMPT, steps=2, seed=5).images)
+    assert np.abs(without - theirs).mean() > 0.1  # the negative prompt changed the image
+
+
 def test_prompt_embeddings_are_cached_and_batches_keep_each_requests_image(family_folders):
     generator = genimg.load("latent", device="cpu", model=str(family_folders["lcm"]))
     calls = []
@@ -140,6 +156,8 @@ def test_other_pipelines_fall_back_to_their_own_call_and_say_so(tmp_path):
     assert len(result.images) == 2 and result.timings["text_encode"] > 0 and result.timings["decode"] > 0
     again = generator.generate_batch(["a cat", "a dog"], [1, 2], steps=2)
     assert np.array_equal(np.asarray(again[0].images[0]), np.asarray(result.images[0]))
+    steered = generator.generate("a cat", steps=2, seed=1, negative_prompt="blurry")
+    assert steered.info["negative_prompt"]["note"] == "negative prompt: handed to the pipeline's __call__."
 
 
 def test_the_loop_refuses_pipelines_it_does_not_know():

@@ -199,10 +199,22 @@ class DiffusersGenerator(BaseGenerator):
                                  "typed.")
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
-                 guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
+                 guidance: float | None = None, on_step=None, timeout_s: float | None = None,
+                 negative_prompt: str | None = None) -> Generation:
         if not self.fast_path:
-            return self.call.generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s)
-        return super().generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s)
+            return self.call.generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt)
+        return super().generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt)
+
+    def negative_prompt_info(self, request) -> dict:
+        """A negative prompt replaces the empty prompt of the unconditional pass, as the pipeline's own does."""
+        if not self.fast_path:
+            return {"text": request.negative_prompt, "used": True, "extra_unet_passes": 0,
+                    "note": "negative prompt: handed to the pipeline's __call__."}
+        used = request.guidance > 1 and self.guidance_embedding_dim is None
+        note = ("negative prompt: encoded by the pipeline and used as the unconditional context of every guided step."
+                if used else
+                "negative prompt: ignored, this request runs no unconditional pass (guidance <= 1 or an LCM UNet).")
+        return {"text": request.negative_prompt, "used": used, "extra_unet_passes": 0, "note": note}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
                        guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
@@ -246,21 +258,27 @@ class DiffusersGenerator(BaseGenerator):
             unet_kwargs["timestep_cond"] = self.pipeline.get_guidance_scale_embedding(
                 w, embedding_dim=self.guidance_embedding_dim).to(device=self.device, dtype=self.dtype)
             guidance = 1.0
+        unconditional, unconditional_pooled = self.empty_context, self.empty_pooled
+        if getattr(request, "negative_prompt", None) and guidance > 1:
+            with timer.stage("text_encode"):  # cached per prompt like any other (diffusers: never zeros then)
+                unconditional, unconditional_pooled, _ = self._embed(request.negative_prompt)
         if self.xl:
-            unet_kwargs, guided_unet_kwargs = self._added_conditioning(text.pooled, unet_kwargs)
+            unet_kwargs, guided_unet_kwargs = self._added_conditioning(text.pooled, unconditional_pooled,
+                                                                       unet_kwargs)
         with timer.stage("denoise"):
             latents = denoise(self.pipeline.unet, self.scheduler, noise, text.tokens, request.steps, guidance,
-                              self.empty_context, generator, on_step, self.options.guidance_cutoff, unet_kwargs,
+                              unconditional, generator, on_step, self.options.guidance_cutoff, unet_kwargs,
                               guided_unet_kwargs)
         with timer.stage("decode"):
             vae = self.pipeline.vae
             images = vae.decode((latents / self.latent_scale).to(vae.dtype), return_dict=False)[0]
         return images
 
-    def _added_conditioning(self, pooled: torch.Tensor, unet_kwargs: dict) -> tuple[dict, dict]:
+    def _added_conditioning(self, pooled: torch.Tensor, unconditional_pooled: torch.Tensor,
+                            unet_kwargs: dict) -> tuple[dict, dict]:
         """SDXL's added conditioning for conditional-only and guided UNet calls (unconditional half first)."""
         time_ids = self.time_ids.expand(len(pooled), -1)  # (B, 6)
-        both_pooled = torch.cat([self.empty_pooled.expand_as(pooled), pooled])  # (2B, dim)
+        both_pooled = torch.cat([unconditional_pooled.expand_as(pooled), pooled])  # (2B, dim)
         return ({**unet_kwargs, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}},
                 {**unet_kwargs, "added_cond_kwargs": {"text_embeds": both_pooled,
                                                       "time_ids": torch.cat([time_ids, time_ids])}})

@@ -47,9 +47,11 @@ class PipelineCall:
         self.text_timer = _TextTimer(self.pipeline, generator.device)
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
-                 guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> Generation:
+                 guidance: float | None = None, on_step=None, timeout_s: float | None = None,
+                 negative_prompt: str | None = None) -> Generation:
         generator, deadline = self.generator, Deadline(timeout_s)
-        request = generator.with_defaults(Request(prompt, steps, batch_size, seed, guidance).validated())
+        request = generator.with_defaults(Request(prompt, steps, batch_size, seed, guidance,
+                                                  negative_prompt).validated())
         check_pixel_budget(request.batch_size, generator.image_size, generator.max_pixels)
         images, timings, peak_memory = self._run(request.prompt, request, torch.Generator().manual_seed(request.seed),
                                                  on_step, deadline)
@@ -84,6 +86,8 @@ class PipelineCall:
                     on_step(index + 1, pipe.num_timesteps)
                 return kwargs
         extra = {} if request.guidance is None else {"guidance_scale": request.guidance}
+        if getattr(request, "negative_prompt", None):
+            extra["negative_prompt"] = request.negative_prompt
         if cutoff_inputs:
             extra["callback_on_step_end_tensor_inputs"] = cutoff_inputs
         # A list of prompts already holds one image each; one prompt is repeated batch_size times.
