@@ -126,9 +126,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
              engine: str = "torch", quantize: str = "none", progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
-    ``negative_prompt``: steers the guided teacher (latent); other backends ignore it and the report says so."""
-    if (negative_prompt or "").strip() and (model or "").strip():
-        raise gr.Error("A negative prompt is not yet supported for model= pipelines; clear it or the model box.")
+    ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so."""
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,

@@ -63,9 +63,6 @@ def image_name(prompt_index: int, batch_index: int) -> str:
 def main(args: argparse.Namespace) -> int:
     try:
         prompts = read_prompts(args)
-        if args.negative_prompt and args.model:
-            raise GenimgError("--negative-prompt is not yet supported for --model pipelines; it steers the "
-                              "embedded 'latent' teacher.")
         options = {"scheduler": args.scheduler} if args.scheduler else {}
         options.update({name: getattr(args, name) for name in ("guidance_cutoff", "match_concepts", "engine",
                                                                "quantize")
