@@ -209,7 +209,7 @@ def test_a_client_that_disconnects_mid_generation_frees_its_slot(served, app_mod
     fn_index = next(dependency["id"] for dependency in httpx.get(url + "config").json()["dependencies"]
                     if dependency.get("api_name") == "generate")
     session = uuid.uuid4().hex
-    data = ["red heart", "latent-lcm", 50, 1, "fp32", 0, "", "default", False, False, True]
+    data = ["red heart", "latent-lcm", 50, 1, "fp32", 0, "", "default", False, False, True, "torch", "none"]
     joined = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index,
                                                              "session_hash": session, "trigger_id": None})
     assert joined.status_code == 200
