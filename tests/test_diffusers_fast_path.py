@@ -167,3 +167,40 @@ def test_the_loop_refuses_pipelines_it_does_not_know():
         pass
 
     assert "not one of the pipelines" in loop_refusal(NotAPipeline())
+
+
+@pytest.mark.parametrize("family", ["sd15-dpm++-cfg", "sd-turbo"])
+def test_image_to_image_starts_from_the_encoded_image_and_runs_only_the_asked_steps(family, family_folders):
+    from PIL import Image
+
+    generator = genimg.load("latent", device="cpu", model=str(family_folders[family]))
+    height, width = generator.image_size
+    red, blue = Image.new("RGB", (width, height), "red"), Image.new("RGB", (width, height), "blue")
+    calls = []
+    handle = generator.pipeline.unet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        result = generator.img2img(red, "a cat", strength=0.5, steps=1, seed=4)
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # one step of a 2-step schedule (a guided step is one UNet call on a batch of two)
+    assert result.images[0].size == (width, height) and result.timings["image_encode"] > 0
+    assert (result.info["strength"], result.info["schedule_steps"]) == (0.5, 2)
+    again = generator.img2img(red, "a cat", strength=0.5, steps=1, seed=4)
+    other = generator.img2img(blue, "a cat", strength=0.5, steps=1, seed=4)
+    assert np.array_equal(pixels(again.images), pixels(result.images))  # same image, prompt and seed: same pixels
+    assert not np.array_equal(pixels(other.images), pixels(result.images))  # the starting image is used
+
+
+def test_a_fallback_pipeline_refuses_image_to_image_with_the_reason(tmp_path):
+    from diffusers import StableDiffusionPAGPipeline
+    from PIL import Image
+
+    from genimg.bench.pipelines import build_components
+
+    parts = build_components(tiny(SD15))
+    StableDiffusionPAGPipeline(**{k: parts[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")},
+                               safety_checker=None, feature_extractor=None, requires_safety_checker=False
+                               ).save_pretrained(tmp_path / "pag")
+    generator = genimg.load("latent", device="cpu", model=str(tmp_path / "pag"))
+    with pytest.raises(genimg.UnsupportedOption, match="StableDiffusionPAGPipeline runs through its own __call__"):
+        generator.img2img(Image.new("RGB", (32, 32), "red"), "a cat")

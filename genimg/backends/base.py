@@ -12,7 +12,9 @@ from genimg.concepts import ConceptIndex, ConceptMatch
 from genimg.errors import InvalidRequest, UnsupportedOption
 from genimg.guards import (MAX_PIXELS_PER_REQUEST, Deadline, call_freeing_memory_on_oom, check_finite,
                            check_pixel_budget)
+from genimg.images import read_image
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
+from genimg.sampling import strength_schedule
 from genimg.text import TextEmbeddings, TextEncoder
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
 
@@ -162,12 +164,30 @@ class BaseGenerator:
     def img2img(self, image, prompt: str, strength: float = 0.5, steps: int | None = None, seed: int = 0,
                 guidance: float | None = None, negative_prompt: str | None = None, on_step=None,
                 timeout_s: float | None = None) -> Generation:
-        """Redraw ``image`` towards ``prompt``; backends with an autoencoder to start from override this."""
-        if getattr(self, "model_id", None):
-            raise UnsupportedOption("Image to image is not yet available for model= pipelines; it runs on the "
-                                    "embedded 'latent' and 'latent-lcm' models (leave the model empty).")
-        raise UnsupportedOption(f"Image to image needs a latent model to encode the image: the {self.name} backend "
-                                "draws from noise only. Choose 'latent' or 'latent-lcm'.")
+        """``image`` (a path, bytes or PIL image; see genimg.images.read_image) redrawn towards ``prompt``: encoded
+        by the model's autoencoder, noised to ``strength`` (0: keep it, 1: start from noise) and denoised for
+        ``steps`` steps (see sampling.strength_schedule), then decoded by this generator's decoder. Backends say
+        why they cannot in ``img2img_refusal``; those that can implement ``_load_image_encoder``, ``encode_image``
+        and take ``start=(picture, schedule_steps, start_step)`` in ``_generate``."""
+        refusal = self.img2img_refusal()
+        if refusal:
+            raise UnsupportedOption(refusal)
+        deadline = Deadline(timeout_s)
+        request = self.with_defaults(Request(prompt, steps, 1, seed, guidance, negative_prompt).validated())
+        total_steps, start_step = strength_schedule(request.steps, strength, self.max_steps())
+        picture = read_image(image, self.image_size[::-1])
+        self._load_image_encoder()
+        start = (picture, total_steps, start_step)
+        images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline, start=start)
+        info = self.info(request, text.truncated[0], text.match(0))
+        info.update(strength=float(strength), effective_strength=round(request.steps / total_steps, 4),
+                    schedule_steps=total_steps)
+        return Generation(images, timings, peak_memory, info)
+
+    def img2img_refusal(self) -> str | None:
+        """Why this generator cannot start from an image (None: it can)."""
+        return (f"Image to image needs a latent model to encode the image: the {self.name} backend draws from noise "
+                "only. Choose 'latent' or 'latent-lcm'.")
 
     def negative_prompt_info(self, request: Request) -> dict:
         """What became of the negative prompt; backends with an unconditional pass override this."""

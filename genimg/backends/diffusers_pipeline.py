@@ -15,6 +15,7 @@ import inspect
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genimg.accel import add_note
@@ -248,7 +249,25 @@ class DiffusersGenerator(BaseGenerator):
             pooled = pooled.expand(batch_size, -1) if self.xl else None
         return TextEmbeddings(tokens, pooled, truncated)
 
-    def _generate(self, request, text: TextEmbeddings, timer: StageTimer, on_step) -> torch.Tensor:
+    def img2img_refusal(self) -> str | None:
+        if self.fast_path:
+            return None
+        return (f"Image to image runs in genimg's own loop, and {type(self.pipeline).__name__} runs through its own "
+                "__call__ (see the notes); use an SD 1.x/2.x, SD-Turbo, LCM or SDXL pipeline.")
+
+    def _load_image_encoder(self) -> None:
+        """The pipeline's own autoencoder encodes the image (AutoencoderKL, or AutoencoderTiny where it decodes)."""
+        self.image_encoder = self.pipeline.vae
+
+    def encode_image(self, picture) -> torch.Tensor:
+        """A PIL image of the pipeline's size -> (1, 4, H/8, W/8) latents as the UNet sees them."""
+        vae = self.image_encoder
+        pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        encoded = vae.encode(pixels.to(self.device, vae.dtype))
+        latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
+        return (latents * self.latent_scale).to(self.dtype)
+
+    def _generate(self, request, text: TextEmbeddings, timer: StageTimer, on_step, start=None) -> torch.Tensor:
         noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
         generator = step_generators(request.seed, self.device)
         guidance, unet_kwargs, guided_unet_kwargs = request.guidance, {}, None
@@ -265,10 +284,15 @@ class DiffusersGenerator(BaseGenerator):
         if self.xl:
             unet_kwargs, guided_unet_kwargs = self._added_conditioning(text.pooled, unconditional_pooled,
                                                                        unet_kwargs)
+        steps, start_latents, start_step = request.steps, None, 0
+        if start is not None:  # image to image (see BaseGenerator.img2img)
+            picture, steps, start_step = start
+            with timer.stage("image_encode"):
+                start_latents = self.encode_image(picture)
         with timer.stage("denoise"):
-            latents = denoise(self.pipeline.unet, self.scheduler, noise, text.tokens, request.steps, guidance,
+            latents = denoise(self.pipeline.unet, self.scheduler, noise, text.tokens, steps, guidance,
                               unconditional, generator, on_step, self.options.guidance_cutoff, unet_kwargs,
-                              guided_unet_kwargs)
+                              guided_unet_kwargs, start_latents=start_latents, start_step=start_step)
         with timer.stage("decode"):
             vae = self.pipeline.vae
             images = vae.decode((latents / self.latent_scale).to(vae.dtype), return_dict=False)[0]

@@ -17,11 +17,8 @@ from genimg.accel import add_note, prepare_module
 from genimg.assets import ASSETS
 from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
 from genimg.backends.calibration import CALIBRATION_ID
-from genimg.guards import Deadline
-from genimg.images import read_image
 from genimg.options import Request, SpeedOptions
-from genimg.sampling import denoise, guided_step_count, make_scheduler, strength_schedule
-from genimg.timing import Generation
+from genimg.sampling import denoise, guided_step_count, make_scheduler
 
 EMBEDDED = ASSETS / "latent"
 DISTILLED = ASSETS / "latent-lcm"
@@ -81,23 +78,8 @@ class LatentGenerator(BaseGenerator):
             self._calibration = latent_calls(self, unet, decode_only)
         return self._calibration
 
-    def img2img(self, image, prompt: str, strength: float = 0.5, steps: int | None = None, seed: int = 0,
-                guidance: float | None = None, negative_prompt: str | None = None, on_step=None,
-                timeout_s: float | None = None) -> Generation:
-        """``image`` (a path, bytes or PIL image; see genimg.images.read_image) redrawn towards ``prompt``: encoded
-        by the KL autoencoder, noised to ``strength`` (0: keep it, 1: start from noise) and denoised for ``steps``
-        steps (see sampling.strength_schedule), then decoded by this generator's decoder."""
-        deadline = Deadline(timeout_s)
-        request = self.with_defaults(Request(prompt, steps, 1, seed, guidance, negative_prompt).validated())
-        total_steps, start_step = strength_schedule(request.steps, strength, self.max_steps())
-        picture = read_image(image, self.image_size[::-1])
-        self._load_image_encoder()
-        start = (picture, total_steps, start_step)
-        images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline, start=start)
-        info = self.info(request, text.truncated[0], text.match(0))
-        info.update(strength=float(strength), effective_strength=round(request.steps / total_steps, 4),
-                    schedule_steps=total_steps)
-        return Generation(images, timings, peak_memory, info)
+    def img2img_refusal(self) -> str | None:
+        return None
 
     def _load_image_encoder(self) -> None:
         """The KL autoencoder encodes images for img2img (the tiny decoder only decodes): the one decoding already,
