@@ -105,8 +105,8 @@ def test_compare_refuses_a_bad_number_of_repeats(client):
 
 
 def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
-    gallery, _, _, downloads = client.predict(
-        "red heart", 0, backend_1="gan", backend_2="gan", backend_3="gan", backend_4="off",
+    gallery, _, _, downloads, code = client.predict(
+        "red heart", 0, backend_1="gan", backend_2="gan", backend_3="gan", backend_4="off", repeats=1,
         tiny_decoder_3=False, engine_2="openvino", engine_3="openvino", quantize_3="int8", api_name="/compare")
     json_path = next(path for path in downloads if path.endswith(".json"))
     results = json.loads(Path(json_path).read_text())["results"]
@@ -115,6 +115,7 @@ def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
     assert [(row["engine"], row["quantize"]) for row in results] == [("torch", "none"), ("openvino", "none"),
                                                                     ("openvino", "int8")]
     assert len(gallery) == 3 and all(row["latency_ms"] > 0 for row in results)
+    assert "engine='openvino'" in code and "quantize='int8'" in code  # copy as code carries them
 
 
 def test_generate_takes_engine_and_quantize_and_refuses_fp8_on_a_cpu(client):
