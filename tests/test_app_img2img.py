@@ -74,3 +74,29 @@ def test_img2img_refuses_other_backends_and_a_missing_image(client, heart_file):
         client.predict(None, "rocket", api_name="/img2img")
     with pytest.raises(Exception, match="less than minimum|strength"):
         client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0, api_name="/img2img")
+
+
+def test_img2img_runs_a_diffusers_pipeline_from_an_allowed_folder(client, heart_file, tmp_path, monkeypatch):
+    from gradio_client import handle_file
+
+    from genimg.bench.pipelines import SD15, save_pipeline, tiny
+
+    monkeypatch.setenv("GENIMG_MODEL_DIRS", str(tmp_path))  # read per request: the folder check lets it through
+    folder = save_pipeline(tiny(SD15), tmp_path / "sd15")
+    image, latency = client.predict(handle_file(str(heart_file)), "a cat", "latent", 0.5, 1, 0, False, "",
+                                    str(folder), api_name="/img2img")
+    height, width = genimg_size(folder)
+    assert Image.open(image).size == (width, height) and "image_encode" in latency  # the pipeline's own size
+    assert f"model={str(folder)!r}" in latency  # copy as code names the pipeline
+    with pytest.raises(Exception, match="runs on the 'latent' backend"):
+        client.predict(handle_file(str(heart_file)), "a cat", "latent-lcm", 0.5, 1, 0, False, "", str(folder),
+                       api_name="/img2img")
+    with pytest.raises(Exception, match="not a hub id"):
+        client.predict(handle_file(str(heart_file)), "a cat", "latent", 0.5, 1, 0, False, "", "/etc",
+                       api_name="/img2img")
+
+
+def genimg_size(folder) -> tuple[int, int]:
+    import genimg
+
+    return genimg.load("latent", device="cpu", model=str(folder)).image_size

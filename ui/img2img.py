@@ -2,25 +2,39 @@
 noised to ``strength`` and redrawn towards the prompt. genimg checks the upload (genimg.images.read_image)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 import genimg
 from genimg.options import MAX_SEED
 from genimg.serve import report
+from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.serve.reproduce import client_call, python_call, reproduce_markdown
 from ui.common import LIMITS, gpu, number_input, raw_upload, user_errors
 
-IMG2IMG_BACKENDS = ["latent-lcm", "latent"]  # the embedded latent models; model= pipelines: not yet
+IMG2IMG_BACKENDS = ["latent-lcm", "latent"]  # the embedded latent models; 'latent' + model: a diffusers pipeline
+ASSETS_FOLDER = Path(__file__).resolve().parents[1] / "assets"
 
 
 @gpu()
 def img2img(image: str, prompt: str, backend: str = "latent-lcm", strength: float = 0.5, steps: int = 2,
-            seed: int = 0, tiny_decoder: bool = True, negative_prompt: str = ""):
-    """The redrawn image and its latency report (stages include ``image_encode``)."""
+            seed: int = 0, tiny_decoder: bool = True, negative_prompt: str = "", model: str = ""):
+    """The redrawn image and its latency report (stages include ``image_encode``). ``model``: a diffusers SD-family
+    pipeline (hub id, or a folder in assets/ or GENIMG_MODEL_DIRS) on the 'latent' backend; it decodes with its
+    own autoencoder."""
     if image is None:
         raise gr.Error("Upload an image to start from (PNG, JPEG or WebP).")
+    model = (model or "").strip()
+    if model and backend != "latent":
+        raise gr.Error(f"A diffusers model runs on the 'latent' backend, not {backend!r}: choose 'latent' or clear "
+                       "the model box.")
     with user_errors():
-        generator = genimg.load(backend, tiny_decoder=bool(tiny_decoder))
+        if model:
+            model = check_model_source(model, allowed_model_folders(ASSETS_FOLDER))
+            generator, tiny_decoder = genimg.load(backend, model=model), False
+        else:
+            generator = genimg.load(backend, tiny_decoder=bool(tiny_decoder))
         result = generator.img2img(image, prompt, strength=strength, steps=steps or None, seed=seed,
                                    negative_prompt=negative_prompt or None, timeout_s=LIMITS.request_timeout_s)
         from genimg.evaluate.judge import default_judge
@@ -33,11 +47,13 @@ def img2img(image: str, prompt: str, backend: str = "latent-lcm", strength: floa
                                                 if info["effective_strength"] > info["strength"] + 1e-6 else "") + ".")
     options = dict(strength=strength, steps=info["steps"], seed=seed)
     options.update({"negative_prompt": negative_prompt} if negative_prompt else {})
+    load = {"backend": backend, **({"model": model} if model else {"tiny_decoder": bool(tiny_decoder)})}
     code = reproduce_markdown(
-        python_call({"backend": backend, "tiny_decoder": bool(tiny_decoder)}, "img2img",
+        python_call(load, "img2img",
                     {"image": "input.png", "prompt": info["prompt"], **options}), None,
         client_call("/img2img", {"image": "input.png", "prompt": prompt, "backend": backend, **options,
-                                 "tiny_decoder": bool(tiny_decoder)}, files=("image",)))
+                                 "tiny_decoder": bool(tiny_decoder), **({"model": model} if model else {})},
+                    files=("image",)))
     return result.images[0], report.latency_markdown(result, scores) + summary + "\n" + code
 
 
@@ -57,13 +73,15 @@ def build_img2img_tab() -> None:
             with gr.Accordion("More options", open=False):
                 tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (decodes only; the KL encoder encodes)")
                 negative_prompt = gr.Textbox("", label="Negative prompt (latent backend, guidance > 1)")
+                model = gr.Textbox("", label="Diffusers model (latent backend)", placeholder="owner/name or a folder",
+                                   info="an SD 1.x/2.x, SD-Turbo, LCM or SDXL pipeline, decoded by its own VAE")
             button = gr.Button("Redraw", variant="primary", elem_id="img2img-button")
-            gr.Markdown("The image is fitted into the model's 64x64 pixels on white. PNG, JPEG or WebP; "
-                        "diffusers `model=` pipelines are not supported here yet.")
+            gr.Markdown("The image is fitted into the model's pixels (64x64 for the embedded models) on white. "
+                        "PNG, JPEG or WebP.")
         with gr.Column(scale=3):
             output = gr.Image(label="Redrawn", type="pil", format="png", interactive=False, height=320,
                               elem_id="img2img-output", elem_classes=["pixelated", "upscaled"])
             latency = gr.Markdown("Latency appears here after a redraw.", elem_id="img2img-latency")
-    inputs = [image, prompt, backend, strength, steps, seed, tiny_decoder, negative_prompt]
+    inputs = [image, prompt, backend, strength, steps, seed, tiny_decoder, negative_prompt, model]
     gr.on([button.click, prompt.submit], img2img, inputs, [output, latency], api_name="img2img",
           concurrency_id="models")
