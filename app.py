@@ -42,7 +42,8 @@ OFF = "off"
 WARM_UP_PROMPT = "warm-up"
 # genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
 LOADED_NOW_S = 0.05
-# Per Generate configuration with compile on: its first call, and the same call's time without compile (once).
+# Per Generate configuration with compile, OpenVINO or quantisation on: its first call, and the same call's time
+# without them (once).
 BREAK_EVEN = BreakEvenCache()
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
 # Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
@@ -131,19 +132,23 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
                                            match_concepts, engine, quantize)
-        warm_up = bool(compile) or load_s > LOADED_NOW_S
-        # With compile on, the first call of each configuration (it compiles) is timed: the break-even needs it.
+        engine, quantize = engine or "torch", quantize or "none"
+        # Options with a first-call cost: compile compiles, OpenVINO converts (and int8 calibrates) on the first call.
+        costly = [name for name, on in (("torch.compile", compile), (f"engine {engine}", engine not in ("", "torch")),
+                                        (f"quantize {quantize}", quantize not in ("", "none"))) if on]
+        warm_up = bool(costly) or load_s > LOADED_NOW_S
         key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, engine, quantize, steps, batch_size)
-        if compile:
-            progress(0, desc="first call (compiling)")
+        if costly:  # the first call of each configuration is timed: the break-even needs it
+            progress(0, desc=f"first call ({', '.join(costly)})")
             BREAK_EVEN.first_call(key, lambda: generator.generate(WARM_UP_PROMPT, steps=steps or None,
                                                                   batch_size=batch_size, seed=seed))
         result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
                                 negative_prompt=negative_prompt)
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
-        break_even = compile and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
-            backend, precision, model, scheduler, False, tiny_decoder, match_concepts, engine, quantize)[0].generate(
+        # Against the same configuration without any of them: plain torch, no compile, no quantisation.
+        break_even = costly and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
+            backend, precision, model, scheduler, False, tiny_decoder, match_concepts)[0].generate(
             prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
@@ -153,7 +158,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
                                        engine=engine, quantize=quantize))
-    return gallery, text + (f"\n\n{break_even.markdown()}" if break_even else "") + "\n" + code
+    return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
 @gpu()

@@ -122,6 +122,7 @@ def test_generate_takes_engine_and_quantize_and_refuses_fp8_on_a_cpu(client):
     request = dict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
     gallery, latency = client.predict(**request, engine="openvino", api_name="/generate")
     assert len(images_of(gallery)) == 1 and "OpenVINO" in latency
+    assert "**Break-even (engine openvino)**: the first call took" in latency  # conversion is a first-call cost
     with pytest.raises(Exception, match="fp8 needs a CUDA GPU"):
         client.predict(**request, quantize="fp8", api_name="/generate")
 
