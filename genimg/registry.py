@@ -58,6 +58,9 @@ class GeneratorCache:
     def get(self, backend: str, options: SpeedOptions, model: str | None = None):
         if backend not in BACKENDS:
             raise InvalidRequest(f"Unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
+        if model is not None and backend != "latent":  # the other loaders would draw their embedded model instead
+            raise InvalidRequest(f"A diffusers model (model={model!r}) runs on the 'latent' backend, not "
+                                 f"{backend!r}: use backend='latent', or leave model out.")
         options = options.validated()
         key = (backend, model, options)
         with self._lock:

@@ -386,3 +386,8 @@ def test_cli_refuses_bad_numbers_with_a_message_and_no_traceback(arguments, mess
     result = subprocess.run([sys.executable, "-m", "genimg", "generate", "rocket", *arguments, "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_on_a_backend_that_cannot_run_it_is_refused_not_ignored():
+    with pytest.raises(genimg.InvalidRequest, match="runs on the 'latent' backend"):
+        genimg.load("latent-lcm", device="cpu", model="owner/name")
