@@ -7,32 +7,19 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser import BROWSER_MARKS, app_page
+
 # The README's screenshot: rewritten only when asked (GENIMG_UPDATE_SCREENSHOT=1), so a test run leaves the tree as
 # it found it.
 README_SCREENSHOT = Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "app.png"
-# Headless in a container, with nothing that phones home.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(app_url)
+    with app_page(app_url) as page:
         yield page
-        browser.close()
 
 
 def test_generate_in_the_browser_shows_images_and_latency(page, tmp_path):

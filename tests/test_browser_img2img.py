@@ -4,27 +4,15 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import BROWSER_MARKS, app_page
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(app_url)
-        page.get_by_role("tab", name="Image to image").click()
+    with app_page(app_url, 'Image to image') as page:
         yield page
-        browser.close()
 
 
 def upload(page, path) -> None:

@@ -8,30 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import BROWSER_MARKS, app_page
 from tools.live_latency import SHOWN, install_probe, measure, summary, word_pieces
 
 README_SCREENSHOT = Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "live.png"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(app_url)
-        page.get_by_role("tab", name="Live").click()
+    with app_page(app_url, 'Live') as page:
         yield page
-        browser.close()
 
 
 def test_word_pieces_keep_a_space_with_the_letter_after_it():
