@@ -43,6 +43,21 @@ def check_model_source(model: str, allowed_folders: list[Path]) -> str:
 BATCHING = ("genimg", "gradio")
 
 
+def positive_numbers_from_env(names: dict, environ=os.environ) -> dict:
+    """``{field: (VARIABLE, int or float)}`` -> the fields whose variable is set, parsed; a value that is not a
+    positive number of that kind is an InvalidRequest naming the variable."""
+    values = {}
+    for field_name, (variable, kind) in names.items():
+        if environ.get(variable, "").strip():
+            try:
+                values[field_name] = kind(environ[variable])
+            except ValueError:
+                raise InvalidRequest(f"{variable}={environ[variable]!r} is not a {kind.__name__}.") from None
+            if values[field_name] <= 0:
+                raise InvalidRequest(f"{variable} must be positive, got {environ[variable]!r}.")
+    return values
+
+
 @dataclass(frozen=True)
 class ServingLimits:
     """What a server built on genimg allows; ``from_env`` reads the GENIMG_* variables named below."""
@@ -59,15 +74,7 @@ class ServingLimits:
     def from_env(cls, environ=os.environ) -> "ServingLimits":
         names = {"request_timeout_s": ("GENIMG_REQUEST_TIMEOUT_S", float), "queue_size": ("GENIMG_QUEUE_SIZE", int),
                  "max_batch_size": ("GENIMG_MAX_BATCH", int)}
-        values = {}
-        for field_name, (variable, kind) in names.items():
-            if environ.get(variable, "").strip():
-                try:
-                    values[field_name] = kind(environ[variable])
-                except ValueError:
-                    raise InvalidRequest(f"{variable}={environ[variable]!r} is not a {kind.__name__}.") from None
-                if values[field_name] <= 0:
-                    raise InvalidRequest(f"{variable} must be positive, got {environ[variable]!r}.")
+        values = positive_numbers_from_env(names, environ)
         batching = environ.get("GENIMG_BATCHING", "").strip()
         if batching:
             if batching not in BATCHING:

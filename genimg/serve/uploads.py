@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from genimg.errors import InvalidRequest
+from genimg.serve.limits import positive_numbers_from_env
 
 MB = 1024 * 1024
 TRIM_EVERY_S = 10.0
@@ -54,16 +54,7 @@ class UploadLimits:
     def from_env(cls, environ=os.environ) -> "UploadLimits":
         names = {"max_file_mb": ("GENIMG_MAX_UPLOAD_MB", float), "max_folder_mb": ("GENIMG_TEMP_MAX_MB", float),
                  "max_folder_files": ("GENIMG_TEMP_MAX_FILES", int), "max_age_s": ("GENIMG_TEMP_MAX_AGE_S", int)}
-        values = {}
-        for field_name, (variable, kind) in names.items():
-            if environ.get(variable, "").strip():
-                try:
-                    values[field_name] = kind(environ[variable])
-                except ValueError:
-                    raise InvalidRequest(f"{variable}={environ[variable]!r} is not a {kind.__name__}.") from None
-                if values[field_name] <= 0:
-                    raise InvalidRequest(f"{variable} must be positive, got {environ[variable]!r}.")
-        return cls(**values)
+        return cls(**positive_numbers_from_env(names, environ))
 
 
 @dataclass(frozen=True)
