@@ -1,6 +1,7 @@
 """Per-stage timing that synchronises the device before reading the clock."""
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,3 +71,12 @@ class Generation:
     @property
     def per_image_ms(self) -> float:
         return self.timings["total"] / max(1, len(self.images))
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (``fraction`` 0.9 = p90; no interpolation: every reported latency is one that
+    happened); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import socket
 import subprocess
@@ -27,6 +26,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from genimg.timing import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -66,14 +67,6 @@ class LoadReport:
                 f"{'' if self.batching is None else f' ({self.batching} batching)'}: {self.served} served, "
                 f"{self.errors} errors, p50/p95 {percentiles}, {self.requests_per_s:.2f} req/s, "
                 f"{self.images_per_s:.2f} images/s{batch}")
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (no interpolation: every reported latency is one that happened)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def check_loopback(url: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import statistics
 from pathlib import Path
+
+from genimg.timing import percentile
 
 
 def format_memory(peak_bytes: int | None, device: str) -> str:
@@ -76,12 +77,6 @@ def config_label(index: int, backend: str, precision: str, steps, scheduler: str
     if tiny_decoder:
         parts.append("tiny decoder")
     return " ".join(parts)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile (``fraction`` 0.9 = p90): a value that was measured, never interpolated."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def compare_row(label: str, config: dict, results, score: float, baseline_ms: float | None,

@@ -27,8 +27,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from genimg.serve.loadtest import PROMPTS, LaunchedApp, percentile
+from genimg.serve.loadtest import PROMPTS, LaunchedApp
 from genimg.serve.uploads import MB, folder_usage
+from genimg.timing import percentile
 
 # (endpoint, backend, steps, batch size): the soak cycles through these, one per request.
 MIX = [("generate", "gan", 0, 1), ("generate_one", "latent-lcm", 2, 1), ("generate", "vae", 0, 4),
