@@ -154,3 +154,14 @@ def test_options_reach_the_modules_of_a_diffusers_pipeline():
     assert any(getattr(m, "fused_projections", False) for m in vae.modules())
     result = generator.generate("a red apple", steps=2)
     assert result.images and any("tiny decoder" in note for note in result.info["notes"])
+
+
+def test_every_wrapper_answers_for_the_module_inside_it():
+    from genimg.accel.wrapper import ModuleWrapper
+
+    inner = torch.nn.Linear(2, 3)
+    inner.config = {"in_channels": 2}  # what diffusers reads through a wrapped UNet
+    for wrapper in (CudaGraphed(inner), Frozen(inner)):
+        assert wrapper.config == {"in_channels": 2} and wrapper.out_features == 3
+    with pytest.raises(AttributeError):
+        ModuleWrapper().anything  # nothing wrapped yet: a plain AttributeError, no recursion

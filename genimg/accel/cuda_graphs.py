@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 from torch.utils import _pytree as pytree
 
+from genimg.accel.wrapper import ModuleWrapper
 
-class CudaGraphed(torch.nn.Module):
+
+class CudaGraphed(ModuleWrapper):
     """Replays a captured CUDA graph per input signature; tensors are copied into static buffers first.
 
     Outputs are cloned, so a caller may keep them across calls (schedulers keep past model outputs).
@@ -45,11 +47,3 @@ class CudaGraphed(torch.nn.Module):
         with torch.cuda.graph(graph):
             static_output = self.module(*args, **kwargs)
         return static_inputs, graph, static_output
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "module":
-                raise
-            return getattr(self.module, name)

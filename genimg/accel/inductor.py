@@ -7,6 +7,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from genimg.accel.notes import add_note
+from genimg.accel.wrapper import ModuleWrapper
 from genimg.options import SpeedOptions
 
 
@@ -27,7 +28,7 @@ def compile_module(module: torch.nn.Module, options: SpeedOptions, notes: list[s
     return Frozen(compiled, clone_outputs=mode is not None, cpp_wrapper=options.device == "cpu")
 
 
-class Frozen(torch.nn.Module):
+class Frozen(ModuleWrapper):
     """Calls a compiled module with inductor *freezing* on: weights become constants, oneDNN prepacks them.
 
     Inductor reads the setting when the first call compiles, and ``torch.compile(options={"freezing": True})`` does
@@ -38,6 +39,8 @@ class Frozen(torch.nn.Module):
     Xeon, interleaved in one process (medians of 22 rounds): embedded UNet at batch 2 15.0 -> 13.5 ms, KL decoder
     10.8 -> 10.4 ms; compiling takes longer (UNet 27 -> 44 s). ``max_autotune`` gained nothing there.
     """
+
+    wrapped = "compiled"
 
     def __init__(self, compiled: torch.nn.Module, clone_outputs: bool = False, cpp_wrapper: bool = False):
         super().__init__()
@@ -52,11 +55,3 @@ class Frozen(torch.nn.Module):
         if self.clone_outputs:  # CUDA-graph outputs are overwritten by the next replay; schedulers keep some
             outputs = pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, outputs)
         return outputs
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "compiled":
-                raise
-            return getattr(self.compiled, name)

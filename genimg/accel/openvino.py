@@ -34,6 +34,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from genimg.accel.notes import add_note
+from genimg.accel.wrapper import ModuleWrapper
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 FORMAT_VERSION = 1  # bump when what is saved changes
@@ -78,7 +79,7 @@ class _Positional(torch.nn.Module):
         return tuple(outputs)
 
 
-class OpenVINOModule(torch.nn.Module):
+class OpenVINOModule(ModuleWrapper):
     """Runs ``module`` with OpenVINO; attribute reads (``config``, ``dtype``...) fall through to the torch module.
 
     ``calibration``: for ``quantize="int8"``, a function returning real inputs of this module as ``(args, kwargs)``
@@ -198,14 +199,6 @@ class OpenVINOModule(torch.nn.Module):
             if str(sample_spec) == str(spec) and [_leaf_signature(x, True) for x in sample_flat] == wanted:
                 samples.append([_to_numpy(leaf) for leaf in sample_flat if isinstance(leaf, torch.Tensor)])
         return samples or None
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "module":
-                raise
-            return getattr(self.module, name)
 
 
 def _plain(leaf):
