@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from genimg.serve.loadtest import free_port
 from genimg.serve.uploads import MB, TRIM_EVERY_S, UploadLimits, folder_usage
 
 pytestmark = pytest.mark.slow
@@ -53,14 +54,6 @@ class WritesRecorded:
     def __exit__(self, *_) -> None:
         global _recording
         _recording = None
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
