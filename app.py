@@ -78,10 +78,7 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
                    engine: str = "torch", quantize: str = "none"):
     """The cached generator for these options, and how long loading took (about 0 when it was cached).
     A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
-    model = (model or "").strip() or None
-    if model and backend != "latent":
-        raise gr.Error(f"A diffusers model id or folder runs on the 'latent' backend, not {backend!r}: "
-                       "choose 'latent' or clear the model box.")
+    model = (model or "").strip() or None  # on a backend other than 'latent', genimg.load refuses it
     if model:
         model = check_model_source(model, allowed_model_folders(ROOT / "assets"))
     start = time.perf_counter()

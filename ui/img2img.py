@@ -25,10 +25,7 @@ def img2img(image: str, prompt: str, backend: str = "latent-lcm", strength: floa
     own autoencoder."""
     if image is None:
         raise gr.Error("Upload an image to start from (PNG, JPEG or WebP).")
-    model = (model or "").strip()
-    if model and backend != "latent":
-        raise gr.Error(f"A diffusers model runs on the 'latent' backend, not {backend!r}: choose 'latent' or clear "
-                       "the model box.")
+    model = (model or "").strip()  # on a backend other than 'latent', genimg.load refuses it
     with user_errors():
         if model:
             model = check_model_source(model, allowed_model_folders(ASSETS_FOLDER))
