@@ -27,6 +27,11 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(np.ascontiguousarray(image)) for image in array]
 
 
+def from_pil(picture: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> (1, 3, H, W) in [-1, 1], as an autoencoder takes it (the inverse of to_pil)."""
+    return torch.from_numpy(np.asarray(picture, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+
+
 class ImageSeeds(int):
     """One seed per image of a batch of separate requests. As an int it is the first seed, for code that draws once
     per batch (a sampler's step noise); ``seeded_noise`` gives image i the noise a lone request with seeds[i] gets."""

@@ -15,11 +15,10 @@ import inspect
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genimg.accel import add_note
-from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
+from genimg.backends.base import BaseGenerator, from_pil, seeded_noise, step_generators
 from genimg.backends.pipeline_call import PipelineCall
 from genimg.errors import ModelLoadError
 from genimg.options import SpeedOptions
@@ -262,7 +261,7 @@ class DiffusersGenerator(BaseGenerator):
     def encode_image(self, picture) -> torch.Tensor:
         """A PIL image of the pipeline's size -> (1, 4, H/8, W/8) latents as the UNet sees them."""
         vae = self.image_encoder
-        pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        pixels = from_pil(picture)
         encoded = vae.encode(pixels.to(self.device, vae.dtype))
         latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
         return (latents * self.latent_scale).to(self.dtype)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from diffusers import DDPMScheduler
 
 from genimg.accel import add_note, prepare_module
 from genimg.assets import ASSETS
-from genimg.backends.base import BaseGenerator, seeded_noise, step_generators
+from genimg.backends.base import BaseGenerator, from_pil, seeded_noise, step_generators
 from genimg.backends.calibration import CALIBRATION_ID
 from genimg.options import Request, SpeedOptions
 from genimg.sampling import denoise, guided_step_count, make_scheduler
@@ -92,7 +91,7 @@ class LatentGenerator(BaseGenerator):
 
     def encode_image(self, picture) -> torch.Tensor:
         """A PIL image of the model's size -> (1, 4, H/4, W/4) latents as the UNet sees them."""
-        pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        pixels = from_pil(picture)
         encoded = self.image_encoder.encode(pixels.to(self.device, self.dtype)).latent_dist.mode()
         return encoded * self.image_encoder.config.scaling_factor
 
