@@ -75,7 +75,7 @@ def client_gone() -> bool:
 
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
-                   engine: str = "torch", quantize: str = "none"):
+                   engine: str = "torch", quantize: str = "none", pruned: bool = False):
     """The cached generator for these options, and how long loading took (about 0 when it was cached).
     A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
     model = (model or "").strip() or None  # on a backend other than 'latent', genimg.load refuses it
@@ -87,7 +87,7 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
                             tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
                             match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
-                            quantize=None if quantize in (None, "", "none") else quantize)
+                            quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned)
     return generator, time.perf_counter() - start
 
 
@@ -122,18 +122,19 @@ def match_scores(images, prompt: str) -> list[float]:
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
-             engine: str = "torch", quantize: str = "none", progress=gr.Progress()):
+             engine: str = "torch", quantize: str = "none", pruned: bool = False, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so."""
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
-                                           match_concepts, engine, quantize)
+                                           match_concepts, engine, quantize, pruned)
         engine, quantize = engine or "torch", quantize or "none"
         # Options with a first-call cost: compile compiles, OpenVINO converts (and int8 calibrates) on the first call.
         costly = [name for name, on in (("torch.compile", compile), (f"engine {engine}", engine not in ("", "torch")),
                                         (f"quantize {quantize}", quantize not in ("", "none"))) if on]
-        key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, engine, quantize, steps, batch_size)
+        key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, engine, quantize, pruned, steps,
+               batch_size)
         first_call_now = False
         if costly and key not in BREAK_EVEN.first_call_ms:  # timed once per configuration: the break-even needs it
             progress(0, desc=f"first call ({', '.join(costly)})")
@@ -147,7 +148,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         scores = match_scores(result.images, result.info["prompt"])
         # Against the same configuration without any of them: plain torch, no compile, no quantisation.
         break_even = costly and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
-            backend, precision, model, scheduler, False, tiny_decoder, match_concepts)[0].generate(
+            backend, precision, model, scheduler, False, tiny_decoder, match_concepts, pruned=pruned)[0].generate(
             prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
@@ -157,7 +158,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        precision=precision, seed=seed, model=model, scheduler=scheduler,
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
-                                       engine=engine, quantize=quantize))
+                                       engine=engine, quantize=quantize, pruned=bool(pruned)))
     return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
@@ -232,6 +233,7 @@ def compare(prompt: str, seed: int = 0,
             tiny_decoder_4: bool = False, repeats: int = DEFAULT_REPEATS,
             engine_1: str = "torch", quantize_1: str = "none", engine_2: str = "torch", quantize_2: str = "none",
             engine_3: str = "torch", quantize_3: str = "none", engine_4: str = "torch", quantize_4: str = "none",
+            pruned_1: bool = False, pruned_2: bool = False, pruned_3: bool = False, pruned_4: bool = False,
             progress=gr.Progress()):
     """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
     is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
@@ -242,11 +244,12 @@ def compare(prompt: str, seed: int = 0,
     import pandas as pd
 
     configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t), engine=e or "torch",
-                    quantize=q or "none") for b, p, s, sc, t, e, q in (
-        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1),
-        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2),
-        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3),
-        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4)) if b and b != OFF]
+                    quantize=q or "none", pruned=bool(pr)) for b, p, s, sc, t, e, q, pr in (
+        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1, pruned_1),
+        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2, pruned_2),
+        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3, pruned_3),
+        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4, pruned_4))
+        if b and b != OFF]
     if len(configs) < 2:
         raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
     repeats = checked_repeats(repeats)
@@ -255,7 +258,8 @@ def compare(prompt: str, seed: int = 0,
         for index, config in enumerate(configs, start=1):
             progress(0, desc=f"{index}/{len(configs)}: loading {config['backend']}")
             generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
-                                          False, config["tiny_decoder"], True, config["engine"], config["quantize"])
+                                          False, config["tiny_decoder"], True, config["engine"], config["quantize"],
+                                          config["pruned"])
             single_pass = generator.default_steps is None
             steps = None if single_pass else config["steps"]
             # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
@@ -336,6 +340,8 @@ def build_generate_tab() -> None:
                                          info="openvino: CPU; converted once, cached on disk")
                     quantize = gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize",
                                            info="int8: CPU/CUDA; fp8: GPUs with fp8 units")
+                pruned = gr.Checkbox(label="Pruned weights (gan, latent)",
+                                     info="channel-pruned and distilled: fewer FLOPs, some quality (see About)")
                 match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
                                              info="draw the emoji whose name is nearest in meaning (embedded models)")
                 negative_prompt = gr.Textbox("", label="Negative prompt", elem_id="negative-prompt",
@@ -348,7 +354,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts, negative_prompt, engine, quantize]
+              match_concepts, negative_prompt, engine, quantize, pruned]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 
@@ -359,7 +365,8 @@ def build_compare_tab() -> None:
         seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
         repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
                                          info="timed runs per configuration, after one warm-up run timed apart"))
-    config_inputs, engine_inputs = [], []  # engine inputs go last: older API callers' positions stay valid
+    # Engine, then pruned inputs go last: older API callers' positions stay valid.
+    config_inputs, engine_inputs, pruned_inputs = [], [], []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
             with gr.Column(min_width=180):
@@ -373,6 +380,7 @@ def build_compare_tab() -> None:
                 ]
                 engine_inputs += [gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine"),
                                   gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize")]
+                pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)"))
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
@@ -383,7 +391,7 @@ def build_compare_tab() -> None:
                            x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
     code = gr.Markdown(elem_id="compare-code")
-    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs],
+    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs, *pruned_inputs],
                  [gallery, chart, table, downloads, code], api_name="compare", concurrency_id="models")
 
 

@@ -61,6 +61,9 @@ class SpeedOptions:
     # None, "int8" (CPU: NNCF static int8 with engine="openvino", torchao dynamic int8 with torch; CUDA: torchao int8
     # weight-only) or "fp8" (CUDA, compute capability >= 8.9). See genimg.accel.quantize.
     quantize: str | None = None
+    # The channel-pruned weights (genimg.accel.prune, fine-tuned by distillation) of the embedded 'gan' and 'latent'
+    # models: fewer channels, fewer FLOPs, at the quality cost their model cards and the README report.
+    pruned: bool = False
 
     def validated(self) -> "SpeedOptions":
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
@@ -74,6 +77,8 @@ class SpeedOptions:
         if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float))
                                    or not 0 < cutoff <= 1):
             raise InvalidRequest(f"guidance_cutoff must be a fraction of the steps in (0, 1], got {cutoff!r}.")
+        if not isinstance(self.pruned, bool):
+            raise InvalidRequest(f"pruned is True or False, got {self.pruned!r}.")
         if self.engine not in ENGINES:
             raise InvalidRequest(f"Unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}.")
         if self.quantize is not None and self.quantize not in QUANTIZE:

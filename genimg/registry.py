@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 
 from genimg.assets import check_models
-from genimg.errors import GenimgError, InvalidRequest, ModelLoadError
+from genimg.errors import GenimgError, InvalidRequest, ModelLoadError, UnsupportedOption
 from genimg.guards import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
 
@@ -18,6 +18,8 @@ BACKENDS = {
     "latent-lcm": ("genimg.backends.latent", "load_distilled", "latent diffusion distilled to 1-4 LCM steps"),
 }
 
+# backends whose embedded model has a channel-pruned variant (SpeedOptions.pruned; genimg.accel.prune)
+PRUNED_BACKENDS = ("gan", "latent")
 
 # Models load one at a time (generating with loaded ones goes on meanwhile): two threads importing diffusers' lazy
 # modules at once fail with "partially initialized module", and from_pretrained's empty-weights init patches torch
@@ -62,6 +64,10 @@ class GeneratorCache:
             raise InvalidRequest(f"A diffusers model (model={model!r}) runs on the 'latent' backend, not "
                                  f"{backend!r}: use backend='latent', or leave model out.")
         options = options.validated()
+        if options.pruned and (backend not in PRUNED_BACKENDS or model is not None):
+            raise UnsupportedOption(f"pruned: genimg ships pruned weights for the embedded "
+                                    f"{' and '.join(PRUNED_BACKENDS)} models only, not for {model or backend!r}; "
+                                    "use pruned=False.")
         key = (backend, model, options)
         with self._lock:
             if key in self._generators:

@@ -5,6 +5,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
+from genimg.accel.prune import PRUNED_GAN_CHANNELS, PRUNED_UNET_CHANNELS
 from genimg.models.cvae import TextConditionalVAE
 from genimg.models.gan import TextConditionalGenerator
 from genimg.models.judge import Judge
@@ -46,6 +47,20 @@ def test_latent_stages_and_distillation_write_pipeline_folders(tmp_path):
     run("distill", config(tmp_path / "latent-lcm", teacher=str(folder)))
     assert (tmp_path / "latent-lcm" / "scheduler" / "scheduler_config.json").exists()
     UNet2DConditionModel.from_pretrained(tmp_path / "latent-lcm" / "unet")
+    summary = run("prune-unet", config(tmp_path / "latent-pruned", teacher=str(folder)))
+    pruned = UNet2DConditionModel.from_pretrained(tmp_path / "latent-pruned" / "unet")
+    assert tuple(pruned.config.block_out_channels) == PRUNED_UNET_CHANNELS
+    assert summary["parameters"]["pruned"] < summary["parameters"]["unpruned"]
+    assert (tmp_path / "latent-pruned" / "scheduler" / "scheduler_config.json").exists()
+
+
+@pytest.mark.slow
+def test_a_pruned_gan_generator_is_distilled_from_the_unpruned_one(tmp_path):
+    run("gan", config(tmp_path / "gan", steps=1))
+    summary = run("prune-gan", config(tmp_path / "gan-pruned", teacher=str(tmp_path / "gan")))
+    pruned = TextConditionalGenerator.from_pretrained(tmp_path / "gan-pruned")
+    assert tuple(pruned.config.channels) == PRUNED_GAN_CHANNELS
+    assert summary["last"]["distill"] > 0 and "distill" in (tmp_path / "gan-pruned" / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from genimg.backends.base import BaseGenerator, seeded_noise
 from genimg.backends.calibration import CALIBRATION_ID, pooled_calls
 from genimg.models.gan import TextConditionalGenerator
 from genimg.options import SpeedOptions
-from genimg.accel import note_inapplicable, prepare_module
+from genimg.accel import add_note, note_inapplicable, prepare_module
 
 
 class GanGenerator(BaseGenerator):
@@ -19,7 +19,11 @@ class GanGenerator(BaseGenerator):
         self.text = self._text_encoder()
         self.concepts = self._concept_index()
         note_inapplicable(self.options, self.notes, "GAN")
-        model = TextConditionalGenerator.from_pretrained(model or ASSETS / "gan", torch_dtype=self.dtype)
+        model = TextConditionalGenerator.from_pretrained(model or ASSETS / ("gan-pruned" if options.pruned else "gan"),
+                                                         torch_dtype=self.dtype)
+        if options.pruned:
+            add_note(self.notes, f"pruned: generator channels {tuple(model.config.channels)} "
+                                 "(unpruned: (256, 128, 64, 32, 16)).")
         model = model.to(self.device).eval()
         self.model = prepare_module(model, self.options, self.notes, name="GAN generator",
                                     calibration=lambda: pooled_calls(self, model.config.z_dim),

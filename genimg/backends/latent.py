@@ -21,6 +21,7 @@ from genimg.sampling import denoise, guided_step_count, make_scheduler
 
 EMBEDDED = ASSETS / "latent"
 DISTILLED = ASSETS / "latent-lcm"
+PRUNED = ASSETS / "latent-pruned"  # the teacher's UNet, channel-pruned (genimg.train.prune); same VAE and tokenizer
 TINY_DECODER = ASSETS / "latent-tiny-decoder"
 
 
@@ -45,6 +46,9 @@ class LatentGenerator(BaseGenerator):
         self.scheduler = make_scheduler(self.scheduler_name, self.scheduler_config)
         unet = UNet2DConditionModel.from_pretrained(unet_folder / "unet", torch_dtype=self.dtype)
         unet = unet.to(self.device).eval()
+        if options.pruned:
+            add_note(self.notes, f"pruned: UNet block widths {tuple(unet.config.block_out_channels)} "
+                                 "(unpruned: (64, 128, 160)).")
         self.unet = prepare_module(unet, self.options, self.notes, name="UNet", calibration_id=CALIBRATION_ID,
                                    calibration=lambda: self._calibration_calls(unet, decode_only)[0])
         self.latent_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
@@ -145,7 +149,7 @@ def load(options: SpeedOptions, model=None):
         from genimg.backends.diffusers_pipeline import DiffusersGenerator
 
         return DiffusersGenerator(options, model)
-    return LatentGenerator(options)
+    return LatentGenerator(options, unet_folder=PRUNED if options.pruned else None)
 
 
 class DistilledLatentGenerator(LatentGenerator):

@@ -32,17 +32,20 @@ class BenchConfig:
     guidance_cutoff: float | None = None
     engine: str = "torch"  # "openvino": genimg's OpenVINO engine; for stock, its UNet and VAE decoder run by OpenVINO
     quantize: str | None = None  # "int8": NNCF static int8 (openvino) or torchao dynamic int8 (torch)
+    pruned: bool = False  # the channel-pruned weights (gan, latent)
 
     def speed_options(self, device: str) -> SpeedOptions:
         # Concept matching off: the prompts reach the models as typed, as they reach stock diffusers.
         return SpeedOptions(device=device, precision=self.precision, scheduler=self.scheduler, compile=self.compile,
                             channels_last=self.channels_last, tiny_decoder=self.tiny_decoder,
                             cuda_graphs=self.cuda_graphs, fuse_qkv=self.fuse_qkv, match_concepts=False,
-                            guidance_cutoff=self.guidance_cutoff, engine=self.engine, quantize=self.quantize)
+                            guidance_cutoff=self.guidance_cutoff, engine=self.engine, quantize=self.quantize,
+                            pruned=self.pruned)
 
     @property
     def options_label(self) -> str:
-        flags = (["openvino"] if self.engine == "openvino" else []) + [self.precision]
+        flags = (["pruned"] if self.pruned else []) + (["openvino"] if self.engine == "openvino" else [])
+        flags.append(self.precision)
         flags += [self.quantize] if self.quantize else []
         flags += [name for name in ("compile", "channels_last", "fuse_qkv", "tiny_decoder", "cuda_graphs")
                   if getattr(self, name)]

@@ -40,6 +40,10 @@ def engine_sweep(steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
         BenchConfig("latent-lcm", quantize="int8", **lcm, **ov),
         BenchConfig("gan", compile=True, channels_last=True), BenchConfig("gan", **ov),
         BenchConfig("gan", quantize="int8", **ov),
+        # pruning (issue 15): the pruned weights alone, and stacked on the fastest engine settings
+        BenchConfig("latent", steps=s, pruned=True), BenchConfig("latent", steps=s, pruned=True, **cut, **ov),
+        BenchConfig("latent", steps=s, quantize="int8", pruned=True, **cut, **ov),
+        BenchConfig("gan", pruned=True), BenchConfig("gan", quantize="int8", pruned=True, **ov),
     ]
 
 
@@ -50,7 +54,7 @@ def uses_engines(configs) -> bool:
 def fp32_reference(config: BenchConfig) -> BenchConfig:
     """The same configuration in plain fp32 on torch: what its images should look like."""
     return dataclasses.replace(config, precision="fp32", engine="torch", quantize=None, compile=False,
-                               channels_last=False, fuse_qkv=False, cuda_graphs=False, prompt_cache=True)
+                               channels_last=False, fuse_qkv=False, cuda_graphs=False, prompt_cache=True, pruned=False)
 
 
 def _images(runner, settings: BenchSettings, batch: int) -> np.ndarray:
@@ -90,7 +94,7 @@ def measure_unet_calls(runners, settings: BenchSettings, batch: int = 2) -> list
     for runner in runners:
         config = runner.config
         if config.is_latent and config.backend != "latent-lcm":
-            key = (config.backend, config.engine, config.precision, config.quantize, config.compile)
+            key = (config.backend, config.engine, config.precision, config.quantize, config.compile, config.pruned)
             picked.setdefault(key, runner)
     if not picked:
         return []
@@ -127,13 +131,14 @@ def _context_length(runner) -> int:
 def _unet_label(config: BenchConfig) -> str:
     who = "stock diffusers" if config.backend == STOCK else "genimg"
     engine = "OpenVINO" if config.engine == "openvino" else ("inductor" if config.compile else "torch eager")
-    return f"{who} UNet, {engine} {config.precision}{' ' + config.quantize if config.quantize else ''}"
+    pruned = "pruned " if config.pruned else ""
+    return f"{who} {pruned}UNet, {engine} {config.precision}{' ' + config.quantize if config.quantize else ''}"
 
 
 def engine_kind(row: dict) -> str:
     config = row["config"]
     engine = "openvino" if config.get("engine") == "openvino" else ("torch+compile" if config["compile"] else "torch")
-    return f"{engine} {config.get('quantize') or config['precision']}"
+    return f"{engine} {config.get('quantize') or config['precision']}{' pruned' if config.get('pruned') else ''}"
 
 
 def engine_winners(rows: list[dict]) -> list[dict]:
@@ -157,11 +162,12 @@ def engine_winners(rows: list[dict]) -> list[dict]:
 
 
 def _fp32_score(rows: list[dict], row: dict) -> float | None:
-    """The prompt-match of the fp32 torch row with the same images as ``row`` would have without its engine."""
+    """The prompt-match of the fp32 torch row with the same images as ``row`` would have without its engine (and
+    unpruned: pruning is judged against the model it was cut from)."""
     reference = fp32_reference(BenchConfig(**row["config"])).quality_key
     for other in rows:
         config = BenchConfig(**other["config"])
-        if config.engine == "torch" and not config.quantize and config.precision == "fp32" \
+        if config.engine == "torch" and not config.quantize and config.precision == "fp32" and not config.pruned \
                 and fp32_reference(config).quality_key == reference:
             return other["score"]
     return None

@@ -32,6 +32,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--engine", choices=ENGINES, help="torch (default) or openvino (CPU; converted once, cached)")
     parser.add_argument("--quantize", choices=QUANTIZE, help="int8 (CPU/CUDA) or fp8 (GPUs with fp8 units)")
+    parser.add_argument("--pruned", action="store_true", help="the channel-pruned weights (gan, latent)")
     parser.add_argument("--guidance-cutoff", type=float,
                         help="classifier-free guidance on this first fraction of the steps only (0-1]")
     parser.add_argument("--no-match-concepts", dest="match_concepts", action="store_false", default=None,
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
                                                                "quantize")
                         if getattr(args, name) is not None})
         generator = genimg.load(args.backend, device=args.device, precision=args.precision, model=args.model,
-                                tiny_decoder=args.tiny_decoder, compile=args.compile, **options)
+                                tiny_decoder=args.tiny_decoder, compile=args.compile, pruned=args.pruned, **options)
         args.out.mkdir(parents=True, exist_ok=True)
         records = []
         for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):

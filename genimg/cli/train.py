@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from genimg.train import LATENT_STAGES, TRAINERS, TrainConfig, run
+from genimg.train import DEFAULT_TEACHERS, LATENT_STAGES, TRAINERS, TrainConfig, run
 
 
 def add_parser(subparsers) -> None:
@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--teacher", default="assets/models/latent", help="distill: the teacher pipeline folder")
+    parser.add_argument("--teacher", help="distill, prune-*: the model to learn from (default: the shipped one)")
     parser.add_argument("--init-from", help="fine-tuning: unet starts from this pipeline folder's weights, gan from "
                                             "this generator folder's")
     parser.add_argument("--balance", default="uniform", choices=["uniform", "sqrt-family"],
@@ -33,7 +33,8 @@ def main(args: argparse.Namespace) -> int:
         _, _, out, batch_size, learning_rate = TRAINERS[stage]
         config = TrainConfig(out_dir=args.out or out, dataset=args.dataset, steps=args.steps, seconds=args.seconds,
                              batch_size=args.batch_size or batch_size, learning_rate=args.lr or learning_rate,
-                             seed=args.seed, resume=args.resume, teacher=args.teacher,
+                             seed=args.seed, resume=args.resume,
+                             teacher=args.teacher or DEFAULT_TEACHERS.get(stage),
                              init_from=args.init_from, balance=args.balance)
         summary = run(stage, config)
         print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],

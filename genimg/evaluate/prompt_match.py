@@ -42,6 +42,7 @@ class EvalConfig:
     tiny_decoder: bool = False
     engine: str = "torch"  # or "openvino" (CPU)
     quantize: str | None = None  # or "int8"
+    pruned: bool = False  # the channel-pruned weights (gan, latent)
 
 
 CONFIGS = (
@@ -62,6 +63,8 @@ ENGINE_CONFIGS = (
     EvalConfig("latent-openvino-int8", "latent", 20, engine="openvino", quantize="int8"),
     EvalConfig("latent-lcm-1-tiny-openvino-int8", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
                quantize="int8"),
+    EvalConfig("gan-pruned", "gan", pruned=True),
+    EvalConfig("latent-pruned", "latent", 20, pruned=True),
 )
 
 # What a user would type -> the dataset name it should produce. None of these is one of the dataset's captions.
@@ -305,7 +308,8 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
         config_start = time.perf_counter()
         try:
             generator = genimg.load(config.backend, device=device, precision=precision, engine=config.engine,
-                                    quantize=config.quantize, tiny_decoder=config.tiny_decoder, match_concepts=False)
+                                    quantize=config.quantize, tiny_decoder=config.tiny_decoder, match_concepts=False,
+                                    pruned=config.pruned)
         except (GenimgError, OSError) as error:  # one unloadable model should not cost the other rows
             rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
                          "latency_ms_per_image": None, "error": f"{type(error).__name__}: {error}"})
@@ -313,7 +317,8 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
         row = {"config": config.label, "backend": config.backend, "steps": config.steps or generator.default_steps,
                "guidance": generator.default_guidance, "tiny_decoder": config.tiny_decoder}
         matched = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder,
-                              engine=config.engine, quantize=config.quantize, match_concepts=True)
+                              engine=config.engine, quantize=config.quantize, match_concepts=True,
+                              pruned=config.pruned)
         runs = [(generator, prompt_set, prompt_set.name) for prompt_set in prompt_sets]
         runs.append((matched, prompt_sets[1], "paraphrases_matched"))
         for model, prompt_set, key in runs:

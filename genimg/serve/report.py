@@ -67,9 +67,10 @@ def live_markdown(result) -> str:
 
 
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
-                 single_pass: bool, engine: str = "torch", quantize: str | None = None) -> str:
+                 single_pass: bool, engine: str = "torch", quantize: str | None = None, pruned: bool = False) -> str:
     """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
-    parts = [f"{index}. {backend}"] + (["OpenVINO"] if engine == "openvino" else []) + [precision]
+    parts = [f"{index}. {backend}"] + (["pruned"] if pruned else []) + (["OpenVINO"] if engine == "openvino" else [])
+    parts.append(precision)
     parts += [quantize] if quantize not in (None, "", "none") else []
     parts.append("1 pass" if single_pass else f"{int(steps)} steps")
     if scheduler != "default" and not single_pass:

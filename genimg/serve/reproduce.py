@@ -9,7 +9,8 @@ APP_URL = "http://127.0.0.1:7860/"  # where `python app.py` serves by default
 CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precision", "scheduler": "--scheduler",
              "tiny_decoder": "--tiny-decoder", "compile": "--compile", "steps": "--steps",
              "batch_size": "--batch-size", "seed": "--seed", "guidance": "--guidance",
-             "negative_prompt": "--negative-prompt", "engine": "--engine", "quantize": "--quantize"}
+             "negative_prompt": "--negative-prompt", "engine": "--engine", "quantize": "--quantize",
+             "pruned": "--pruned"}
 
 
 def _arguments(values: dict) -> str:
@@ -89,6 +90,8 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
         load["engine"] = arguments["engine"]
     if arguments.get("quantize") not in (None, "", "none"):
         load["quantize"] = arguments["quantize"]
+    if arguments.get("pruned"):
+        load["pruned"] = True
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
             "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None}

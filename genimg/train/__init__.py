@@ -14,7 +14,12 @@ TRAINERS = {
     "kl-decoder": ("genimg.train.latent", "train_kl_decoder", "assets/models/latent", 64, 1e-4),
     "distill": ("genimg.train.distill", "train", "assets/models/latent-lcm", 256, 5e-5),
     "concepts": ("genimg.train.concepts", "build", "assets/models/concepts", 0, 0.0),
+    "prune-unet": ("genimg.train.prune", "train_unet", "assets/models/latent-pruned", 64, 1e-4),
+    "prune-gan": ("genimg.train.prune", "train_gan", "assets/models/gan-pruned", 256, 2e-4),
 }
+# distillation and pruning: the model each learns from, unless --teacher names another
+DEFAULT_TEACHERS = {"distill": "assets/models/latent", "prune-unet": "assets/models/latent",
+                    "prune-gan": "assets/models/gan"}
 LATENT_STAGES = ("autoencoder", "unet", "tiny-decoder")
 
 
