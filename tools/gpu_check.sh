@@ -18,6 +18,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)"; exit 1; }
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
+# Staged in earlier calls on the same machine (tools/gpu_stage.sh): the wheels in /tmp/site, MiniLM in /tmp/minilm.
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+[ -f /tmp/minilm/config.json ] && export GENIMG_TEXT_MODEL=${GENIMG_TEXT_MODEL:-/tmp/minilm}
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 [ -n "${GENIMG_GPU_CHECK_TINY:-}" ] || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
 workdir=$(mktemp -d)
