@@ -22,6 +22,7 @@ from genimg.serve.hosts import LoopbackHostGuard, is_loopback
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.serve.memory import limit_malloc_arenas
 from genimg.serve.reproduce import reproduce_compare, reproduce_generate_api
+from genimg.serve.rest import image_route
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import LIMITS, gpu, logger, number_input, user_errors
@@ -162,14 +163,20 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
+def one_image(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
+    """One image through the cached generator's micro-batcher: concurrent calls with the same backend, precision and
+    steps share a batch. Serves /generate_one and POST /v1/image (genimg.serve.rest)."""
+    generator, _ = load_generator(backend, precision)
+    return batcher_for(generator, LIMITS.max_batch_size).generate(prompt, steps=steps or None, seed=seed,
+                                                                  timeout_s=LIMITS.request_timeout_s)
+
+
 @gpu()
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
-    """The plain one-image API: concurrent calls with the same backend, precision and steps share a batch."""
+    """The plain one-image API of Gradio's queue (see one_image)."""
     started = time.perf_counter()
     with user_errors():
-        generator, _ = load_generator(backend, precision)
-        result = batcher_for(generator, LIMITS.max_batch_size).generate(
-            prompt, steps=steps or None, seed=seed, timeout_s=LIMITS.request_timeout_s)
+        result = one_image(prompt, backend, steps, precision, seed)
     return result.images[0], one_image_info(result, started)
 
 
@@ -468,7 +475,10 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     middleware = [Middleware(TempFolderGuard, folder=get_upload_folder(), limits=UPLOADS)]
     if is_loopback(launch_options.get("server_name") or os.environ.get("GRADIO_SERVER_NAME")):
         middleware.append(Middleware(LoopbackHostGuard))  # a local app answers only requests addressed to it
-    launch_options.setdefault("app_kwargs", {"middleware": middleware})
+    # POST /v1/image: one image in one HTTP exchange (genimg.serve.rest). Not on a ZeroGPU Space, where the GPU is
+    # attached only inside Gradio's events.
+    routes = [] if os.environ.get("SPACES_ZERO_GPU") else [image_route(one_image, 2 * LIMITS.max_batch_size)]
+    launch_options.setdefault("app_kwargs", {"middleware": middleware, "routes": routes})
     return demo.launch(theme=THEME, css=CSS, **launch_options)
 
 

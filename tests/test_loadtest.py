@@ -28,9 +28,11 @@ def test_unbounded_or_contradictory_runs_are_refused(arguments):
 @pytest.mark.slow
 def test_a_tiny_load_test_serves_every_request(capsys, tmp_path):
     assert loadtest.main(["--clients", "2", "--seconds", "3", "--backend", "gan", "--json", "--profile",
-                          "--engine-ratio", "--log", str(tmp_path / "app.log")]) == 0
+                          "--engine-ratio", "--compare-endpoints", "--log", str(tmp_path / "app.log")]) == 0
     output = json.loads(capsys.readouterr().out)
-    [report], [ratio] = output["reports"], output["engine_ratios"]
+    [report, rest], [ratio, _] = output["reports"], output["engine_ratios"]
+    assert rest["endpoint"] == "rest" and rest["served"] >= 2 and rest["errors"] == 0
+    assert 0 < rest["engine_p50_ms"] < rest["p50_ms"] and rest["overhead_p50_ms"] > 0
     assert report["served"] >= 2 and report["errors"] == 0
     assert report["p95_ms"] >= report["p50_ms"] > 0 and report["images_per_s"] > 0
     assert report["mean_batch"] >= 1 and report["clients"] == 2

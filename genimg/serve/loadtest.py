@@ -54,13 +54,16 @@ class LoadReport:
     images_per_s: float = 0.0
     mean_batch: float | None = None  # one-image endpoint: how many requests shared a pass, on average
     engine_p50_ms: float | None = None  # one-image endpoint: the generation's own time (result timings), median
+    # one-image endpoints: the client's end-to-end time minus the engine's, per request, median (single client: the
+    # serving overhead a user waits for beyond the model)
+    overhead_p50_ms: float | None = None
     server_p50_ms: dict | None = None  # --profile: Gradio's per-phase trace medians (queue_wait, fn_call, ...)
     error_messages: list = field(default_factory=list)
 
     def line(self) -> str:
         batch = "" if self.mean_batch is None else f", mean batch {self.mean_batch:.1f}"
         if self.engine_p50_ms is not None:
-            batch += f", engine p50 {self.engine_p50_ms:,.1f} ms"
+            batch += f", engine p50 {self.engine_p50_ms:,.1f} ms, overhead p50 {self.overhead_p50_ms:,.1f} ms"
         percentiles = "n/a" if self.p50_ms is None else f"{self.p50_ms:,.0f} / {self.p95_ms:,.0f} ms"
         return (f"{self.endpoint} {self.backend} x{self.clients} clients, {self.wall_s:.0f} s"
                 f"{'' if self.max_batch is None else f', max batch {self.max_batch}'}"
@@ -124,6 +127,29 @@ class LaunchedApp:
             self.process.wait()
 
 
+def rest_sender(url: str, args: argparse.Namespace):
+    """One keep-alive HTTP connection posting to POST /v1/image (genimg.serve.rest): one exchange per image."""
+    import httpx
+
+    from genimg.serve.rest import PATH
+
+    session = httpx.Client(timeout=300)
+
+    def send(index: int) -> dict:
+        prompt, seed = PROMPTS[index % len(PROMPTS)], index
+        response = session.post(url.rstrip("/") + PATH, json={"prompt": prompt, "backend": args.backend,
+                                                              "steps": args.steps, "precision": args.precision,
+                                                              "seed": seed})
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:150]}")
+        timings = {entry.split(";dur=")[0].strip(): float(entry.split(";dur=")[1])
+                   for entry in response.headers["server-timing"].split(",")}
+        info = json.loads(response.headers["genimg-info"])
+        return {"batched_with": info["batched_with"], "timings_ms": {"total": timings["engine"]}}
+
+    return send
+
+
 def request_arguments(args: argparse.Namespace, index: int) -> tuple[tuple, dict]:
     prompt, seed = PROMPTS[index % len(PROMPTS)], index
     if args.endpoint == "generate_one":
@@ -137,6 +163,8 @@ def run_clients(url: str, args: argparse.Namespace, max_batch: int | None = None
     from gradio_client import Client
 
     def make_sender(client_index: int):
+        if args.endpoint == "rest":
+            return rest_sender(url, args)
         client = Client(url, verbose=False)
 
         def send(index: int) -> dict | None:
@@ -187,7 +215,7 @@ def run_in_process(args: argparse.Namespace, max_batch: int) -> LoadReport:
 def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoint: str) -> tuple[LoadReport, float]:
     """Every client sends WARM_UP_REQUESTS unmeasured requests (model loading, first calls per batch size), then all
     start together and send one request after another for ``args.seconds``."""
-    latencies, batches, engine_ms, errors, lock = [], [], [], [], threading.Lock()
+    latencies, batches, engine_ms, overhead_ms, errors, lock = [], [], [], [], [], threading.Lock()
     clock = {}
     everyone_warm = threading.Barrier(args.clients, action=lambda: clock.update(start=time.perf_counter(),
                                                                                wall_start=time.time()))
@@ -211,6 +239,7 @@ def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoi
                 if info is not None:
                     batches.append(info["batched_with"])
                     engine_ms.append(info["timings_ms"]["total"])
+                    overhead_ms.append(latencies[-1] - engine_ms[-1])
 
     threads = [threading.Thread(target=client_loop, args=(index,), daemon=True) for index in range(args.clients)]
     for thread in threads:
@@ -225,7 +254,7 @@ def measure(args: argparse.Namespace, make_sender, max_batch: int | None, endpoi
         p50_ms=percentile(latencies, 0.5), p95_ms=percentile(latencies, 0.95),
         requests_per_s=len(latencies) / wall_s, images_per_s=len(latencies) * images_per_request / wall_s,
         mean_batch=sum(batches) / len(batches) if batches else None, engine_p50_ms=percentile(engine_ms, 0.5),
-        error_messages=sorted(set(errors))[:5]), clock["wall_start"]
+        overhead_p50_ms=percentile(overhead_ms, 0.5), error_messages=sorted(set(errors))[:5]), clock["wall_start"]
 
 
 def engine_ratio(args: argparse.Namespace, report: LoadReport, calls: int = 20) -> dict:
@@ -254,12 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="gan")
     parser.add_argument("--steps", type=int, default=0, help="0 = the backend's default")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--endpoint", choices=["generate_one", "generate"], default="generate_one",
-                        help="generate_one: one image per request, dynamically batched; generate: the UI's endpoint "
-                             "(batch of --batch-size, plus prompt-match scoring)")
+    parser.add_argument("--endpoint", choices=["generate_one", "rest", "generate"], default="generate_one",
+                        help="generate_one: one image per request through Gradio's queue (gradio_client), dynamically"
+                             " batched; rest: the same through POST /v1/image, one HTTP exchange per image (httpx); "
+                             "generate: the UI's endpoint (batch of --batch-size, plus prompt-match scoring)")
     parser.add_argument("--batch-size", type=int, default=1, help="images per request (generate endpoint)")
     parser.add_argument("--url", help="an app already running on 127.0.0.1 (default: start app.py)")
     parser.add_argument("--max-batch", type=int, help="GENIMG_MAX_BATCH for the app this starts")
+    parser.add_argument("--compare-endpoints", action="store_true",
+                        help="generate_one through Gradio's queue, then POST /v1/image, against one app")
     parser.add_argument("--compare-batching", action="store_true",
                         help="generate_one without batching, with genimg's micro-batcher, then with Gradio's "
                              "batch=True (starts the app three times)")
@@ -296,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             runs = [(args.max_batch, args.batching)]
         for max_batch, batching in runs:
             with LaunchedApp(max_batch, args.log, args.profile, batching) as app:
-                reports.append(run_clients(app.url, args, max_batch, batching))
+                endpoints = ["generate_one", "rest"] if args.compare_endpoints else [args.endpoint]
+                for endpoint in endpoints:
+                    reports.append(run_clients(app.url, argparse.Namespace(**{**vars(args), "endpoint": endpoint}),
+                                               max_batch, batching))
     ratios = [engine_ratio(args, report) for report in reports] if args.engine_ratio else []
     if args.json:
         print(json.dumps({"reports": [asdict(report) for report in reports], "engine_ratios": ratios}, indent=2))
