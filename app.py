@@ -25,7 +25,7 @@ from genimg.serve.reproduce import reproduce_compare, reproduce_generate_api
 from genimg.serve.rest import image_route
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
-from ui.common import LIMITS, gpu, logger, number_input, user_errors
+from ui.common import LIMITS, client_gone, gpu, logger, number_input, queue_wait_ms, user_errors
 from ui.img2img import build_img2img_tab
 from ui.live import build_live_tab
 
@@ -57,21 +57,6 @@ THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_m
 CSS = """.pixelated img { image-rendering: pixelated; }
 .upscaled img { width: 256px !important; height: 256px !important; object-fit: contain; }
 .wrap-captions .caption-label { white-space: normal; max-width: 95%; }"""
-
-
-def client_gone() -> bool:
-    """Whether the client of the running event disconnected or cancelled it. Gradio drops such an event from the
-    queue, but cannot stop a function already running in a thread; checking between steps frees the slot early."""
-    try:
-        from gradio.context import LocalContext
-
-        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-        if blocks is None or event_id is None or blocks._queue is None:
-            return False
-        events = [event for job in blocks._queue.active_jobs if job for event in job if event._id == event_id]
-        return not events or not events[0].alive
-    except Exception:  # noqa: BLE001 - gradio internals may change; then generations simply run to the end
-        return False
 
 
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
@@ -126,6 +111,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              engine: str = "torch", quantize: str = "none", pruned: bool = False, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so."""
+    queued_ms, started = queue_wait_ms(), time.perf_counter()
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
@@ -154,7 +140,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
     text = report.latency_markdown(result, scores, load_s if load_s > LOADED_NOW_S else None,
-                                   warm_up or first_call_now)
+                                   warm_up or first_call_now,
+                                   server_ms=(queued_ms, (time.perf_counter() - started) * 1000))
     code = reproduce_generate_api(dict(prompt=prompt, backend=backend, steps=steps, batch_size=batch_size,
                                        precision=precision, seed=seed, model=model, scheduler=scheduler,
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
@@ -174,17 +161,17 @@ def one_image(prompt: str, backend: str = "latent-lcm", steps: int = 4, precisio
 @gpu()
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
     """The plain one-image API of Gradio's queue (see one_image)."""
-    started = time.perf_counter()
+    queued_ms, started = queue_wait_ms(), time.perf_counter()
     with user_errors():
         result = one_image(prompt, backend, steps, precision, seed)
-    return result.images[0], one_image_info(result, started)
+    return result.images[0], one_image_info(result, started, queued_ms)
 
 
 @gpu()
 def generate_one_batched(prompts: list, backends: list, steps: list, precisions: list, seeds: list):
     """/generate_one with GENIMG_BATCHING=gradio: Gradio hands over the waiting requests as lists (batch=True); each
     configuration among them runs as one generate_batch call."""
-    started = time.perf_counter()
+    queued_ms, started = queue_wait_ms(), time.perf_counter()
     images, infos = [None] * len(prompts), [None] * len(prompts)
     groups: dict[tuple, list[int]] = {}
     for index, configuration in enumerate(zip(backends, precisions, steps)):
@@ -195,17 +182,20 @@ def generate_one_batched(prompts: list, backends: list, steps: list, precisions:
             results = generator.generate_batch([prompts[i] for i in members], [seeds[i] for i in members],
                                                steps=step or None, timeout_s=LIMITS.request_timeout_s)
             for index, result in zip(members, results):
-                images[index], infos[index] = result.images[0], one_image_info(result, started)
+                images[index], infos[index] = result.images[0], one_image_info(result, started, queued_ms)
     return images, infos
 
 
-def one_image_info(result, started: float) -> dict:
-    """What the one-image API returns beside the image: the request as drawn, the engine's timings, and server_ms,
-    the time the request spent in the app's function (waiting for its batch included, Gradio's queue not)."""
+def one_image_info(result, started: float, queued_ms: float | None = None) -> dict:
+    """What the one-image API returns beside the image: the request as drawn, the engine's timings, server_ms (the
+    time in the app's function, waiting for its batch included), queue_ms (joining Gradio's queue to the function's
+    start) and server_total_ms, their sum: the request's whole time in the server but encoding the image."""
     info = {key: result.info.get(key)
             for key in ("prompt", "drawn_as", "backend", "steps", "seed", "precision", "device", "notes")}
+    server_ms = (time.perf_counter() - started) * 1000
     return {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings,
-            "server_ms": (time.perf_counter() - started) * 1000}
+            "server_ms": server_ms, "queue_ms": queued_ms,
+            "server_total_ms": None if queued_ms is None else queued_ms + server_ms}
 
 
 def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:

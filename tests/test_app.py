@@ -42,6 +42,15 @@ def test_generate_every_backend(client, backend, steps):
     assert "ms total" in latency and "ms per image" in latency and "images/s" in latency
     assert "Prompt match" in latency and "Peak memory" in latency
     assert "Drawn as** pizza" in latency  # concept matching is on by default for the embedded models
+    assert "**In the server: " in latency and "ms in the queue" in latency
+
+
+def test_pruned_weights_are_a_speed_option_that_says_what_it_loaded(client):
+    _, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=1, seed=1, pruned=True,
+                                api_name="/generate")
+    assert "pruned: generator channels (192, 96, 48, 24, 12)" in latency
+    with pytest.raises(Exception, match="pruned weights for the embedded"):
+        client.predict(prompt="rocket", backend="vae", steps=0, batch_size=1, pruned=True, api_name="/generate")
 
 
 def test_concept_matching_can_be_turned_off(client):

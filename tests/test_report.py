@@ -26,6 +26,13 @@ def test_latency_markdown_names_every_stage_with_its_share_and_the_options():
     assert "_compile is a no-op here_" in text and "n/a on cpu" in text
 
 
+def test_the_time_in_the_server_is_shown_next_to_the_engines():
+    text = report.latency_markdown(generation(), [50.0, 50.0], server_ms=(3.5, 62.0))
+    assert "**In the server: 65.5 ms** (3.5 ms in the queue, 62.0 ms in the app: the engine's 40.0 ms above, " \
+           "plus 22.0 ms of loading" in text
+    assert "in the queue" not in report.server_line(40.0, None, 45.0)  # called outside Gradio's queue
+
+
 def test_latency_markdown_leaves_out_what_did_not_happen():
     text = report.latency_markdown(generation(peak_memory=3 * 2**20), [50.0, 50.0])
     assert "Loaded the model" not in text and "warm-up" not in text and "Drawn as" not in text

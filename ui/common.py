@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 
 import gradio as gr
@@ -22,6 +23,36 @@ except ImportError:
         return lambda function: function
 
 logger = logging.getLogger("genimg.app")
+
+
+def current_event():
+    """(whether the caller runs in a Gradio queue event, that event or None once Gradio has dropped it). Outside the
+    queue, or if Gradio's internals change, (False, None): the helpers below then have nothing to report."""
+    try:
+        from gradio.context import LocalContext
+
+        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+        if blocks is None or event_id is None or blocks._queue is None:
+            return False, None
+        events = [event for job in blocks._queue.active_jobs if job for event in job if event._id == event_id]
+        return True, events[0] if events else None
+    except Exception:  # noqa: BLE001 - gradio internals may change
+        return False, None
+
+
+def client_gone() -> bool:
+    """Whether the client of the running event disconnected or cancelled it. Gradio drops such an event from the
+    queue, but cannot stop a function already running in a thread; checking between steps frees the slot early."""
+    in_queue, event = current_event()
+    return in_queue and (event is None or not event.alive)
+
+
+def queue_wait_ms() -> float | None:
+    """How long the running event spent between joining Gradio's queue and this call (queue wait and preprocessing):
+    the part of a request's time in the server that comes before the function. None outside the queue."""
+    _, event = current_event()
+    enqueued = getattr(event, "enqueue_time", None)
+    return None if enqueued is None else (time.monotonic() - enqueued) * 1000
 
 
 @contextmanager

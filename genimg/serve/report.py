@@ -28,9 +28,11 @@ def drawn_as_lines(info: dict) -> list[str]:
     return lines
 
 
-def latency_markdown(result, scores: list[float], load_s: float | None = None, warmed_up: bool = False) -> str:
+def latency_markdown(result, scores: list[float], load_s: float | None = None, warmed_up: bool = False,
+                     server_ms: tuple[float | None, float] | None = None) -> str:
     """Total, per image, per stage, images/s, peak memory and the judge's prompt-match score, as Markdown.
-    ``load_s`` is the time this request spent loading the model (None when it was already loaded)."""
+    ``load_s`` is the time this request spent loading the model (None when it was already loaded); ``server_ms``
+    (queue wait or None, the app's function) is where the request's time in the server went beyond the engine."""
     timings, info, count = result.timings, result.info, len(result.images)
     total = timings["total"]
     lines = [
@@ -47,12 +49,23 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
         f"{info.get('model') or info['backend']} · {info['precision']} · {info['device']} · "
         + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}",
     ]
+    if server_ms is not None:
+        lines.append("\n" + server_line(total, *server_ms))
     if load_s is not None:
         lines.append(f"\nLoaded the model in {load_s:.1f} s (once; later requests reuse it).")
     if warmed_up:
         lines.append("\nAn untimed warm-up run came first, so this is the steady-state latency.")
     lines += [f"\n_{note}_" for note in info.get("notes", [])]
     return "\n".join(lines)
+
+
+def server_line(engine_ms: float, queued_ms: float | None, function_ms: float) -> str:
+    """The request's time in the server next to the engine's: what the user waited for beyond the model."""
+    whole = (queued_ms or 0.0) + function_ms
+    queue = "" if queued_ms is None else f"{queued_ms:,.1f} ms in the queue, "
+    return (f"**In the server: {whole:,.1f} ms** ({queue}{function_ms:,.1f} ms in the app: the engine's "
+            f"{engine_ms:,.1f} ms above, plus {max(function_ms - engine_ms, 0.0):,.1f} ms of loading, warm-up, "
+            "scoring and reporting). Sending the images to the browser comes on top.")
 
 
 def live_markdown(result) -> str:
