@@ -2,8 +2,8 @@
 import dataclasses
 
 from genimg.bench.config import STOCK, BenchConfig
-from genimg.bench.engines import (engine_kind, engine_lines, engine_sweep, engine_targets, engine_winners,
-                                  fp32_reference, uses_engines)
+from genimg.bench.engines import (_fp32_score, engine_kind, engine_lines, engine_sweep, engine_targets,
+                                  engine_winners, fp32_reference, pruning_sweep, uses_engines)
 
 
 def row(config: BenchConfig, ms: float, score: float = 50.0) -> dict:
@@ -34,6 +34,22 @@ def test_the_sweep_has_every_peer_and_every_engine():
                      ("openvino", "fp32", "int8")}
     latent = {(c.engine, c.quantize) for c in configs if c.backend == "latent"}
     assert {("openvino", "int8"), ("torch", "int8"), ("openvino", None), ("torch", None)} <= latent
+
+
+def test_the_pruning_sweep_pairs_every_pruned_row_with_its_unpruned_twin_and_the_peer():
+    configs = pruning_sweep()
+    pruned = [c for c in configs if c.pruned]
+    assert pruned and all(dataclasses.replace(c, pruned=False) in configs for c in pruned)
+    assert {c.backend for c in pruned} == {"latent", "gan"}
+    assert BenchConfig(STOCK, steps=4, engine="openvino", quantize="int8") in configs
+
+
+def test_a_pruned_row_is_judged_against_the_unpruned_model():
+    rows = [row(BenchConfig("latent", steps=4), 100, score=50),
+            row(BenchConfig("latent", steps=4, pruned=True), 70, score=44)]
+    assert fp32_reference(BenchConfig("latent", steps=4, pruned=True)) == BenchConfig("latent", steps=4)
+    assert _fp32_score(rows, rows[1]) == 50
+    assert engine_kind(rows[1]) == "torch fp32 pruned"
 
 
 def test_the_winner_per_backend_is_the_fastest_engine_kind():

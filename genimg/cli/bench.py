@@ -16,6 +16,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quick", action="store_true", help="a small sweep (about a minute on 2 CPU cores)")
     parser.add_argument("--engines", action="store_true", help="the CPU engine race instead: torch vs OpenVINO, "
                                                                "fp32/bf16/int8, against stock diffusers on OpenVINO")
+    parser.add_argument("--pruning", action="store_true", help="pruned against unpruned weights (latent, gan), on "
+                        "torch and OpenVINO int8, beside the OpenVINO int8 peer, with prompt-match (10-20 minutes)")
     parser.add_argument("--out", default="outputs/bench", help="folder for NAME.json/.csv/.md/.png")
     parser.add_argument("--name", default="bench", help="file name stem of the outputs (default: bench)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the markdown table")
@@ -51,6 +53,10 @@ def main(args: argparse.Namespace) -> int:
         from genimg.bench.engines import engine_sweep
 
         configs = engine_sweep(args.steps)
+    if args.pruning:
+        from genimg.bench.engines import pruning_sweep
+
+        configs = pruning_sweep(args.steps)
     settings = settings_from(args)
     command = "python -m genimg " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else ""
     report = run_bench(configs, settings)
