@@ -41,3 +41,12 @@ def check_models(folder: Path = ASSETS) -> Path:
             "genimg from the repository (pip install . copies assets/models into the package), or set "
             f"{ENV_VARIABLE} to a folder holding gan/, vae/, latent/, ... (a checkout's assets/models).")
     return Path(folder)
+
+
+def optional_model(name: str, made_by: str, folder: Path | None = None) -> Path:
+    """A model folder beside the shipped ones that only some options read (the pruned variants): the path, or a
+    ModelLoadError that names the command that makes it."""
+    path = Path(folder or ASSETS) / name
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} is missing: make it with `{made_by}` (or leave this option off).")
+    return path

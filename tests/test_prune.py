@@ -83,3 +83,13 @@ def test_the_shipped_pruned_variants_load_run_and_are_smaller(backend, module, u
     assert result.images[0].size == (64, 64)
     assert any(note.startswith("pruned:") for note in result.info["notes"])
     assert parameter_count(getattr(generator, module)) < 0.75 * unpruned
+
+
+def test_a_missing_pruned_folder_says_which_command_makes_it(tmp_path):
+    from genimg.assets import optional_model
+    from genimg.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="python -m genimg train prune-gan"):
+        optional_model("gan-pruned", "python -m genimg train prune-gan", folder=tmp_path)
+    (tmp_path / "gan-pruned").mkdir()
+    assert optional_model("gan-pruned", "x", folder=tmp_path) == tmp_path / "gan-pruned"

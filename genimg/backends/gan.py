@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genimg.assets import ASSETS
+from genimg.assets import ASSETS, optional_model
 from genimg.backends.base import BaseGenerator, seeded_noise
 from genimg.backends.calibration import CALIBRATION_ID, pooled_calls
 from genimg.models.gan import TextConditionalGenerator
@@ -19,8 +19,9 @@ class GanGenerator(BaseGenerator):
         self.text = self._text_encoder()
         self.concepts = self._concept_index()
         note_inapplicable(self.options, self.notes, "GAN")
-        model = TextConditionalGenerator.from_pretrained(model or ASSETS / ("gan-pruned" if options.pruned else "gan"),
-                                                         torch_dtype=self.dtype)
+        if model is None and options.pruned:
+            model = optional_model("gan-pruned", "python -m genimg train prune-gan")
+        model = TextConditionalGenerator.from_pretrained(model or ASSETS / "gan", torch_dtype=self.dtype)
         if options.pruned:
             add_note(self.notes, f"pruned: generator channels {tuple(model.config.channels)} "
                                  "(unpruned: (256, 128, 64, 32, 16)).")

@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from diffusers import DDPMScheduler
 
 from genimg.accel import add_note, prepare_module
-from genimg.assets import ASSETS
+from genimg.assets import ASSETS, optional_model
 from genimg.backends.base import BaseGenerator, from_pil, seeded_noise, step_generators
 from genimg.backends.calibration import CALIBRATION_ID
 from genimg.options import Request, SpeedOptions
@@ -149,7 +149,8 @@ def load(options: SpeedOptions, model=None):
         from genimg.backends.diffusers_pipeline import DiffusersGenerator
 
         return DiffusersGenerator(options, model)
-    return LatentGenerator(options, unet_folder=PRUNED if options.pruned else None)
+    pruned = optional_model(PRUNED.name, "python -m genimg train prune-unet") if options.pruned else None
+    return LatentGenerator(options, unet_folder=pruned)
 
 
 class DistilledLatentGenerator(LatentGenerator):
