@@ -105,3 +105,8 @@ def test_past_max_waiting_the_server_says_busy_and_takes_the_next_one_when_free(
     release.set()
     first.join(30)
     assert client.post(PATH, json={"prompt": "a dog"}).status_code == 400  # inside again: generate's own answer
+
+
+def test_a_request_for_another_host_is_refused_like_every_route_of_a_local_app(url):
+    response = httpx.post(url, json={"prompt": "a cat"}, headers={"host": "evil.example"}, timeout=30)
+    assert response.status_code == 421
