@@ -24,6 +24,7 @@ from genimg.serve.memory import limit_malloc_arenas
 from genimg.serve.reproduce import reproduce_compare, reproduce_generate_api
 from genimg.serve.rest import image_route
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
+from genimg.threads import on_torch_thread, use_one_torch_thread
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import LIMITS, client_gone, gpu, logger, number_input, queue_wait_ms, user_errors
 from ui.img2img import build_img2img_tab
@@ -101,7 +102,7 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
 def match_scores(images, prompt: str) -> list[float]:
     from genimg.evaluate.judge import default_judge
 
-    return default_judge().score(images, prompt)
+    return on_torch_thread(lambda: default_judge().score(images, prompt))
 
 
 @gpu()
@@ -459,7 +460,8 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     from starlette.middleware import Middleware
 
     demo = demo or build_demo()
-    logger.info(limit_malloc_arenas())  # resident memory stays flat over thousands of requests (serve/memory.py)
+    logger.info(limit_malloc_arenas())
+    use_one_torch_thread()  # every CPU generation on one thread: idle OpenMP pools of others slow it (genimg.threads)  # resident memory stays flat over thousands of requests (serve/memory.py)
     launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
     launch_options.setdefault("max_file_size", UPLOADS.max_file_bytes)
     middleware = [Middleware(TempFolderGuard, folder=get_upload_folder(), limits=UPLOADS)]

@@ -9,6 +9,7 @@ from genimg.assets import check_models
 from genimg.errors import GenimgError, InvalidRequest, ModelLoadError, UnsupportedOption
 from genimg.guards import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
+from genimg.threads import in_passing_thread
 
 # name -> (module, loader function, one-line description)
 BACKENDS = {
@@ -34,8 +35,9 @@ def load_backend(backend: str, options: SpeedOptions, model: str | None):
     if model is None:  # an embedded model: say where genimg looked, not a hub error about a missing folder
         check_models()
     try:
-        with LOAD_LOCK:
-            return getattr(importlib.import_module(module), function)(options, model)
+        with LOAD_LOCK:  # in a thread of its own on a server's CPU (genimg.threads)
+            loader = getattr(importlib.import_module(module), function)
+            return in_passing_thread(lambda: loader(options, model), options.device)
     except GenimgError:
         raise
     except Exception as error:  # noqa: BLE001 - corrupt weights, missing files, drivers: all "could not load"

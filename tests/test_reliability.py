@@ -373,6 +373,30 @@ def test_micro_batcher_batches_waiting_requests_and_fails_bad_ones_alone(gan):
         assert np.abs(pixels(result.images[0]) - pixels(alone)).max() <= 2
 
 
+@pytest.mark.slow
+def test_back_to_back_requests_run_on_one_worker_thread_which_ends_when_idle(gan):
+    batcher = MicroBatcher(gan, max_batch_size=8, idle_s=1.0)
+    threads = []
+    original = gan.generate_batch
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    gan.generate_batch = recording
+    try:
+        for seed in range(3):
+            batcher.generate("red heart", seed=seed)
+        assert len(threads) == 3 and len(set(threads)) == 1  # one thread, one warm OpenMP pool
+        wait_until(lambda: not batcher._working)  # idle past idle_s: the worker is gone
+        threads[0].join(JOIN_S)
+        assert not threads[0].is_alive()
+        batcher.generate("red heart", seed=9)  # and a new one starts for the next request
+        assert threads[-1] is not threads[0]
+    finally:
+        gan.generate_batch = original
+
+
 # --- the command line --------------------------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from genimg.images import read_image
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
 from genimg.sampling import strength_schedule
 from genimg.text import TextEmbeddings, TextEncoder
+from genimg.threads import on_torch_thread
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
 
 TRUNCATED_NOTE = "The prompt was longer than the text encoder's context and was truncated."
@@ -181,7 +182,7 @@ class BaseGenerator:
         request = self.with_defaults(Request(prompt, steps, 1, seed, guidance, negative_prompt).validated())
         total_steps, start_step = strength_schedule(request.steps, strength, self.max_steps())
         picture = read_image(image, self.image_size[::-1])
-        self._load_image_encoder()
+        on_torch_thread(self._load_image_encoder, self.device)
         start = (picture, total_steps, start_step)
         images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline, start=start)
         info = self.info(request, text.truncated[0], text.match(0))
@@ -214,7 +215,8 @@ class BaseGenerator:
                     pil_images = to_pil(images)
                 return pil_images, text, timer.finish(), peak_memory_bytes(self.device)
 
-        return call_freeing_memory_on_oom(run, request.batch_size)
+        # On the server's one torch thread, if it uses one (genimg.threads).
+        return call_freeing_memory_on_oom(lambda: on_torch_thread(run, self.device), request.batch_size)
 
     def info(self, request: Request, truncated: bool, match: ConceptMatch | None = None) -> dict:
         info = {"backend": self.name, "steps": request.steps, "guidance": request.guidance,

@@ -19,16 +19,25 @@ from genimg.options import Request
 from genimg.timing import Generation
 
 
-class MicroBatcher:
-    """A queue of one-image requests for one generator and a worker thread (started on demand, gone when idle) that
-    runs up to ``max_batch_size`` of them with the same steps and guidance through ``generate_batch``."""
+# How long the worker thread waits for more requests before it ends. Back-to-back requests then run on one thread:
+# torch's CPU kernels keep a pool of OpenMP threads per calling thread, and a fresh calling thread per request made
+# latent-lcm's generation up to 1.8x slower inside the server than in a warm loop (docs/serving.md).
+IDLE_S = 30.0
 
-    def __init__(self, generator, max_batch_size: int = 8):
+
+class MicroBatcher:
+    """A queue of one-image requests for one generator and a worker thread (started on demand, gone after
+    ``idle_s`` without work) that runs up to ``max_batch_size`` of them with the same steps and guidance through
+    ``generate_batch``."""
+
+    def __init__(self, generator, max_batch_size: int = 8, idle_s: float = IDLE_S):
         # A weak reference: the registry decides how long a model stays loaded, not the batcher.
         self._generator = weakref.ref(generator)
         self.max_batch_size = max_batch_size
+        self.idle_s = idle_s
         self._pending: list[tuple[Request, Deadline, Future]] = []
         self._lock = threading.Lock()
+        self._more = threading.Condition(self._lock)
         self._working = False
 
     def generate(self, prompt: str, steps: int | None = None, seed: int = 0, guidance: float | None = None,
@@ -40,12 +49,15 @@ class MicroBatcher:
         with self._lock:
             self._pending.append((request, deadline, future))
             start_worker, self._working = not self._working, True
+            self._more.notify()
         if start_worker:
             threading.Thread(target=self._work, name="genimg-batcher", daemon=True).start()
         return future.result()
 
     def _next_batch(self) -> list:
         with self._lock:
+            if not self._pending:
+                self._more.wait(self.idle_s)
             if not self._pending:
                 self._working = False
                 return []
