@@ -460,8 +460,8 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     from starlette.middleware import Middleware
 
     demo = demo or build_demo()
-    logger.info(limit_malloc_arenas())
-    use_one_torch_thread()  # every CPU generation on one thread: idle OpenMP pools of others slow it (genimg.threads)  # resident memory stays flat over thousands of requests (serve/memory.py)
+    logger.info(limit_malloc_arenas())  # resident memory stays flat over thousands of requests (serve/memory.py)
+    use_one_torch_thread()  # every CPU generation on one thread: idle OpenMP pools of others slow it (genimg.threads)
     launch_options.setdefault("allowed_paths", [str(folder) for folder in BENCH_FOLDERS])
     launch_options.setdefault("max_file_size", UPLOADS.max_file_bytes)
     middleware = [Middleware(TempFolderGuard, folder=get_upload_folder(), limits=UPLOADS)]

@@ -22,8 +22,9 @@ def use_one_torch_thread(enabled: bool = True) -> None:
     """From now on, ``on_torch_thread`` runs CPU work on one dedicated thread (False: inline again)."""
     with _lock:
         if enabled and _state["executor"] is None:
-            _state["executor"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genimg-torch",
-                                                    initializer=lambda: _state.update(thread=threading.current_thread()))
+            _state["executor"] = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="genimg-torch",
+                initializer=lambda: _state.update(thread=threading.current_thread()))
         elif not enabled and _state["executor"] is not None:
             _state["executor"].shutdown(wait=True)
             _state.update(executor=None, thread=None)
