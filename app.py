@@ -316,6 +316,14 @@ Latencies are measured by genimg with the device synchronised around every stage
 """
 
 
+def pruned_models_present() -> bool:
+    """genimg ships no pruned weights (they cost more prompt-match than they save time; README, "Pruning"): the
+    option shows where `python -m genimg train prune-unet` / `prune-gan` made them. The API takes it either way."""
+    import genimg.assets
+
+    return any((genimg.assets.ASSETS / name).is_dir() for name in ("gan-pruned", "latent-pruned"))
+
+
 def build_generate_tab() -> None:
     with gr.Row():
         with gr.Column(scale=2):
@@ -338,8 +346,8 @@ def build_generate_tab() -> None:
                                          info="openvino: CPU; converted once, cached on disk")
                     quantize = gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize",
                                            info="int8: CPU/CUDA; fp8: GPUs with fp8 units")
-                pruned = gr.Checkbox(label="Pruned weights (gan, latent)",
-                                     info="channel-pruned and distilled: fewer FLOPs, some quality (see About)")
+                pruned = gr.Checkbox(label="Pruned weights (gan, latent)", visible=pruned_models_present(),
+                                     info="channel-pruned, then distilled: fewer FLOPs, lower prompt-match")
                 match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
                                              info="draw the emoji whose name is nearest in meaning (embedded models)")
                 negative_prompt = gr.Textbox("", label="Negative prompt", elem_id="negative-prompt",
@@ -378,7 +386,8 @@ def build_compare_tab() -> None:
                 ]
                 engine_inputs += [gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine"),
                                   gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize")]
-                pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)"))
+                pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)",
+                                                 visible=pruned_models_present()))
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")

@@ -11,6 +11,7 @@ Scripts and the command line leave it off: their main thread is already the one 
 """
 from __future__ import annotations
 
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,11 +33,13 @@ def use_one_torch_thread(enabled: bool = True) -> None:
 
 def on_torch_thread(function, device: str = "cpu"):
     """``function()``, on the dedicated thread when one is in use and ``device`` is the CPU; inline otherwise (a GPU's
-    work is queued on its streams, not on OpenMP pools). Exceptions reach the caller as they are."""
+    work is queued on its streams, not on OpenMP pools). It runs in a copy of the caller's context variables, so
+    what the caller's framework keeps there (Gradio's request and progress) is seen by the step callbacks. Exceptions
+    reach the caller as they are."""
     executor = _state["executor"]
     if executor is None or not str(device).startswith("cpu") or threading.current_thread() is _state["thread"]:
         return function()
-    return executor.submit(function).result()
+    return executor.submit(contextvars.copy_context().run, function).result()
 
 
 def in_passing_thread(function, device: str = "cpu"):

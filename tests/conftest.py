@@ -20,6 +20,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def pruned_models_folder(tmp_path_factory):
+    """A models folder (the shipped ones linked) with pruned variants cut from the shipped models (not fine-tuned: genimg ships none, see the
+    README's "Pruning"), as `python -m genimg train prune-unet` / `prune-gan` would lay them out."""
+    import shutil
+
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from genimg.accel.prune import prune_generator, prune_unet
+    from genimg.assets import ASSETS
+    from genimg.models.gan import TextConditionalGenerator
+
+    folder = tmp_path_factory.mktemp("pruned-models")
+    gan = TextConditionalGenerator.from_pretrained(ASSETS / "gan", torch_dtype=torch.float32)
+    prune_generator(gan).save_pretrained(folder / "gan-pruned")
+    unet = UNet2DConditionModel.from_pretrained(ASSETS / "latent" / "unet", torch_dtype=torch.float32)
+    prune_unet(unet).save_pretrained(folder / "latent-pruned" / "unet")
+    shutil.copytree(ASSETS / "latent" / "scheduler", folder / "latent-pruned" / "scheduler")
+    for shipped in ASSETS.iterdir():  # the shipped models beside them, as links
+        if not (folder / shipped.name).exists():
+            (folder / shipped.name).symlink_to(shipped, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture
+def pruned_models(pruned_models_folder, monkeypatch):
+    """genimg reads its pruned variants from pruned_models_folder during the test."""
+    import genimg.assets
+
+    monkeypatch.setattr(genimg.assets, "ASSETS", pruned_models_folder)
+    return pruned_models_folder
+
+
 @pytest.fixture(scope="module")
 def app_url():
     """The app launched in-process on a free loopback port, for one test module."""

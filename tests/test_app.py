@@ -45,7 +45,7 @@ def test_generate_every_backend(client, backend, steps):
     assert "**In the server: " in latency and "ms in the queue" in latency
 
 
-def test_pruned_weights_are_a_speed_option_that_says_what_it_loaded(client):
+def test_pruned_weights_are_a_speed_option_that_says_what_it_loaded(client, pruned_models):
     _, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=1, seed=1, pruned=True,
                                 api_name="/generate")
     assert "pruned: generator channels (192, 96, 48, 24, 12)" in latency

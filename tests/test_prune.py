@@ -77,7 +77,7 @@ def test_pruned_is_refused_where_no_pruned_weights_ship(backend, model):
 
 
 @pytest.mark.parametrize("backend, module, unpruned", [("gan", "model", 2_686_819), ("latent", "unet", 9_134_308)])
-def test_the_shipped_pruned_variants_load_run_and_are_smaller(backend, module, unpruned):
+def test_pruned_variants_in_the_models_folder_load_run_and_are_smaller(pruned_models, backend, module, unpruned):
     generator = genimg.load(backend, device="cpu", pruned=True)
     result = generator.generate("a red apple", steps=2 if backend == "latent" else None, seed=1)
     assert result.images[0].size == (64, 64)

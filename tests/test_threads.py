@@ -27,6 +27,14 @@ def test_cpu_work_from_any_thread_runs_on_the_one_thread(one_thread):
     assert threads.on_torch_thread(threading.current_thread, "cuda") is threading.current_thread()
 
 
+def test_the_callers_context_variables_go_along(one_thread):
+    import contextvars
+
+    request = contextvars.ContextVar("request", default=None)
+    request.set("event-7")
+    assert threads.on_torch_thread(request.get) == "event-7"
+
+
 def test_work_on_the_one_thread_may_ask_for_it_again(one_thread):
     assert threads.on_torch_thread(lambda: threads.on_torch_thread(lambda: 7)) == 7  # no deadlock
 
