@@ -52,6 +52,16 @@ def test_a_pruned_row_is_judged_against_the_unpruned_model():
     assert engine_kind(rows[1]) == "torch fp32 pruned"
 
 
+def test_a_pruned_row_that_lost_more_than_2_points_is_not_the_fastest_config_for_the_target():
+    fast = dict(steps=4, engine="openvino", quantize="int8", guidance_cutoff=0.5)
+    rows = [row(BenchConfig(STOCK, steps=4, engine="openvino", quantize="int8"), 64),
+            row(BenchConfig("latent", steps=4), 77, score=42),
+            row(BenchConfig("latent", **fast), 47, score=43.7),
+            row(BenchConfig("latent", pruned=True, **fast), 42, score=37.0)]  # 6.7 below its unpruned twin
+    target = engine_targets(rows, [])["vs_fastest_peer"]
+    assert target["row"] == rows[2]["label"] and target["value"] == 64 / 47
+
+
 def test_the_winner_per_backend_is_the_fastest_engine_kind():
     rows = [row(BenchConfig("latent", steps=4), 100), row(BenchConfig("latent", steps=4, compile=True), 60),
             row(BenchConfig("latent", steps=4, engine="openvino"), 50),

@@ -185,6 +185,18 @@ def _fp32_score(rows: list[dict], row: dict) -> float | None:
     return None
 
 
+def _unpruned_score(rows: list[dict], row: dict) -> float | None:
+    """A pruned row's twin without pruning (same engine and options): the score pruning is judged against."""
+    twin = dataclasses.asdict(dataclasses.replace(BenchConfig(**row["config"]), pruned=False))
+    return next((other["score"] for other in rows if other["config"] == twin), None)
+
+
+def _keeps_quality(rows: list[dict], row: dict) -> bool:
+    """Within 2 prompt-match points of its fp32 reference and, if pruned, of its unpruned twin (where they ran)."""
+    references = [_fp32_score(rows, row)] + ([_unpruned_score(rows, row)] if row["config"].get("pruned") else [])
+    return all(reference is None or row["score"] >= reference - 2 for reference in references)
+
+
 def engine_targets(rows: list[dict], unet_calls: list[dict]) -> dict:
     """Issue 15's CPU targets, each with the row that reaches or misses it."""
     targets = {}
@@ -192,7 +204,7 @@ def engine_targets(rows: list[dict], unet_calls: list[dict]) -> dict:
     peers = [r for r in rows if r["backend"] == STOCK and r["config"].get("engine") == "openvino"
              and r["batch_size"] == 1]
     if latent4 and peers:
-        good = [r for r in latent4 if (_fp32_score(rows, r) is None or r["score"] >= _fp32_score(rows, r) - 2)]
+        good = [r for r in latent4 if _keeps_quality(rows, r)]
         ours = min(good or latent4, key=lambda r: r["latency_ms"]["median"])
         peer = min(peers, key=lambda r: r["latency_ms"]["median"])
         ratio = peer["latency_ms"]["median"] / ours["latency_ms"]["median"]

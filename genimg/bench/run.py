@@ -148,7 +148,8 @@ def same_weights_check(runners) -> float | None:
     """Max pixel difference between stock diffusers and genimg fp32 at the same steps, seed and prompt (expect 0)."""
     import numpy as np
 
-    stock = next((r for r in runners if r.config.backend == STOCK and r.config.batch_size == 1), None)
+    stock = next((r for r in runners if r.config.backend == STOCK and r.config.batch_size == 1
+                  and r.config == BenchConfig(STOCK, steps=r.config.steps)), None)  # plain fp32 on torch
     plain = stock and BenchConfig("latent", steps=stock.config.steps)
     genimg_runner = next((r for r in runners if stock and r.config == plain), None)
     if genimg_runner is None:
