@@ -24,6 +24,14 @@ PRUNED_UNET_CHANNELS = (64, 96, 128)  # from (64, 128, 160): 34% fewer parameter
 PRUNED_GAN_CHANNELS = (192, 96, 48, 24, 12)  # from (256, 128, 64, 32, 16): 29% fewer parameters, 44% fewer FLOPs
 
 
+def _torch_pruning():
+    try:
+        import torch_pruning
+    except ImportError as error:
+        raise ImportError("Channel pruning needs torch-pruning: pip install torch-pruning (or genimg[prune]).") from error
+    return torch_pruning
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -31,7 +39,7 @@ def parameter_count(model: nn.Module) -> int:
 def prune_unet(unet, block_out_channels: tuple[int, ...] = PRUNED_UNET_CHANNELS):
     """A ``UNet2DConditionModel`` with ``block_out_channels`` narrowed to the given widths, keeping the channels of
     largest magnitude. The input model is left as it was."""
-    import torch_pruning as tp
+    tp = _torch_pruning()
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention import FeedForward
     from diffusers.models.attention_processor import Attention
@@ -95,7 +103,7 @@ def _prune_geglu(feed_forward, tp) -> None:
 @torch.no_grad()
 def prune_generator(generator, channels: tuple[int, ...] = PRUNED_GAN_CHANNELS):
     """A ``TextConditionalGenerator`` with the given block widths, keeping the channels of largest magnitude."""
-    import torch_pruning as tp
+    tp = _torch_pruning()
 
     old = tuple(generator.config.channels)
     if len(channels) != len(old) or any(not 4 <= n <= o for n, o in zip(channels, old)):
