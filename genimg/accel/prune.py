@@ -28,7 +28,8 @@ def _torch_pruning():
     try:
         import torch_pruning
     except ImportError as error:
-        raise ImportError("Channel pruning needs torch-pruning: pip install torch-pruning (or genimg[prune]).") from error
+        raise ImportError("Channel pruning needs torch-pruning: pip install torch-pruning "
+                          "(or genimg[prune]).") from error
     return torch_pruning
 
 
