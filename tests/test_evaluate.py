@@ -64,6 +64,8 @@ def test_openvino_and_int8_configs_are_chosen_by_label_or_as_engines():
     engines = select_configs(["engines"])
     assert len(engines) == 4 and all(c.engine == "openvino" for c in engines)
     assert not any(c.engine != "torch" or c.quantize for c in CONFIGS)  # the default run stays the same
+    assert [c.label for c in select_configs(["pruned"])] == ["gan-pruned", "latent-pruned"]
+    assert not any(c.pruned for c in CONFIGS + tuple(engines))
 
 
 def test_targets_are_checked_per_metric_and_rendered():

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
     labels = ", ".join(c.label for c in CONFIGS)
     parser = subparsers.add_parser("evaluate", help="prompt-match quality per backend (top-1/top-5 retrieval)")
     parser.add_argument("--backends", nargs="+", metavar="NAME",
-                        help=f"configs or backends to evaluate (default: all): {labels}")
+                        help=f"configs or backends to evaluate (default: all): {labels}; also 'engines' "
+                             "(OpenVINO/int8 rows) and 'pruned' (the pruned variants, where trained)")
     parser.add_argument("--limit", type=int, default=200, help="how many dataset names to generate (default 200)")
     parser.add_argument("--out", default="outputs/eval", help="folder for eval.json and eval.md")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")

@@ -63,6 +63,9 @@ ENGINE_CONFIGS = (
     EvalConfig("latent-openvino-int8", "latent", 20, engine="openvino", quantize="int8"),
     EvalConfig("latent-lcm-1-tiny-openvino-int8", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
                quantize="int8"),
+)
+# The channel-pruned variants (issue 15; made by `python -m genimg train prune-*`, not shipped): by label, or "pruned".
+PRUNED_CONFIGS = (
     EvalConfig("gan-pruned", "gan", pruned=True),
     EvalConfig("latent-pruned", "latent", 20, pruned=True),
 )
@@ -253,12 +256,14 @@ def select_configs(names: list | None) -> list:
     """Configs by label (``latent-lcm-2``) or by backend (``latent-lcm``: all its configs); None: all."""
     if not names:
         return list(CONFIGS)
-    known = {c.label for c in CONFIGS + ENGINE_CONFIGS} | {c.backend for c in CONFIGS} | {"engines"}
+    known = ({c.label for c in CONFIGS + ENGINE_CONFIGS + PRUNED_CONFIGS} | {c.backend for c in CONFIGS}
+             | {"engines", "pruned"})
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InvalidRequest(f"Unknown backend/config {', '.join(unknown)}: choose from {', '.join(sorted(known))}.")
     return ([c for c in CONFIGS if c.label in names or c.backend in names]
-            + [c for c in ENGINE_CONFIGS if c.label in names or "engines" in names])
+            + [c for c in ENGINE_CONFIGS if c.label in names or "engines" in names]
+            + [c for c in PRUNED_CONFIGS if c.label in names or "pruned" in names])
 
 
 def check_targets(rows: list) -> list:
