@@ -16,6 +16,7 @@ from genimg.backends.base import single_image_requests, to_pil
 from genimg.guards import Deadline, call_freeing_memory_on_oom, check_finite, check_pixel_budget
 from genimg.options import Request
 from genimg.sampling import guided_step_count
+from genimg.threads import on_torch_thread
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory, synchronize
 
 
@@ -115,7 +116,7 @@ class PipelineCall:
                 timings["denoise"] -= self.text_timer.elapsed_ms
                 return pil_images, timings, peak_memory_bytes(device)
 
-        return call_freeing_memory_on_oom(run, request.batch_size)
+        return call_freeing_memory_on_oom(lambda: on_torch_thread(run, device), request.batch_size)
 
     def _cutoff_tensor_inputs(self) -> list[str]:
         """The doubled (unconditional + conditional) tensors a guidance cutoff halves; [] when no cutoff is asked for
