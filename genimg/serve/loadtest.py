@@ -131,7 +131,7 @@ def rest_sender(url: str, args: argparse.Namespace):
     """One keep-alive HTTP connection posting to POST /v1/image (genimg.serve.rest): one exchange per image."""
     import httpx
 
-    from genimg.serve.rest import PATH
+    from genimg.serve.rest import PATH, parse_server_timing
 
     session = httpx.Client(timeout=300)
 
@@ -142,8 +142,7 @@ def rest_sender(url: str, args: argparse.Namespace):
                                                               "seed": seed})
         if response.status_code != 200:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:150]}")
-        timings = {entry.split(";dur=")[0].strip(): float(entry.split(";dur=")[1])
-                   for entry in response.headers["server-timing"].split(",")}
+        timings = parse_server_timing(response.headers["server-timing"])
         info = json.loads(response.headers["genimg-info"])
         return {"batched_with": info["batched_with"], "timings_ms": {"total": timings["engine"]}}
 

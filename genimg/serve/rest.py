@@ -121,3 +121,8 @@ def server_timing(timings: dict, encode_ms: float, server_ms: float) -> str:
     entries += [("png", encode_ms), ("server", server_ms)]
     return ", ".join(f"{''.join(c if c.isalnum() or c in '-_' else '-' for c in name)};dur={ms:.2f}"
                      for name, ms in entries)
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """``server_timing``'s header back as {name: ms} (what a client of this route reads)."""
+    return {entry.split(";dur=")[0].strip(): float(entry.split(";dur=")[1]) for entry in header.split(",")}
