@@ -21,7 +21,7 @@ from genimg.sampling import denoise, guided_step_count, make_scheduler
 
 EMBEDDED = ASSETS / "latent"
 DISTILLED = ASSETS / "latent-lcm"
-PRUNED = ASSETS / "latent-pruned"  # the teacher's UNet, channel-pruned (genimg.train.prune); same VAE and tokenizer
+PRUNED = "latent-pruned"  # the teacher's UNet, channel-pruned (genimg.train.prune); same VAE and tokenizer
 TINY_DECODER = ASSETS / "latent-tiny-decoder"
 
 
@@ -149,7 +149,7 @@ def load(options: SpeedOptions, model=None):
         from genimg.backends.diffusers_pipeline import DiffusersGenerator
 
         return DiffusersGenerator(options, model)
-    pruned = optional_model(PRUNED.name, "python -m genimg train prune-unet") if options.pruned else None
+    pruned = optional_model(PRUNED, "python -m genimg train prune-unet") if options.pruned else None
     return LatentGenerator(options, unet_folder=pruned)
 
 
