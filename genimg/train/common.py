@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from genimg.text import CONTEXT_TOKENS, TextEncoder
@@ -30,6 +31,15 @@ class TrainConfig:
     teacher: str | None = None  # distillation: the folder of the model to learn from
     init_from: str | None = None  # fine-tuning: a pipeline folder whose weights the run starts from
     balance: str = "uniform"  # how often each emoji is drawn: "uniform" or "sqrt-family" (see data.sampling_weights)
+
+
+def tracked_ema(accelerator: Accelerator, model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights on the accelerator's device, saved and restored with the
+    run's checkpoints (what the trainers ship)."""
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    return ema
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:

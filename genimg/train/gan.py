@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genimg.models.gan import ProjectionDiscriminator, TextConditionalGenerator
 from genimg.train.common import (
-    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, tracked_ema, train_loop,
+    write_card,
 )
 
 L1_WEIGHT = 10.0
@@ -42,12 +42,10 @@ def train(config: TrainConfig) -> dict:
     generator = (TextConditionalGenerator.from_pretrained(config.init_from, torch_dtype=torch.float32)
                  if config.init_from else TextConditionalGenerator())
     critic = ProjectionDiscriminator()
-    ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
+    ema = tracked_ema(accelerator, generator, EMA_DECAY)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=(0.5, 0.99))
     generator, critic, opt_g, opt_d = accelerator.prepare(generator, critic, opt_g, opt_d)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
     z_dim = accelerator.unwrap_model(generator).config.z_dim
 
     def step(index: int) -> dict:

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 from torch.nn import functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genimg.models.latent import new_autoencoder, new_tiny_decoder, new_training_scheduler, new_unet
 from genimg.text import load_tokenizer
 from genimg.train.common import (
-    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, tracked_ema, train_loop,
+    write_card,
 )
 
 CFG_DROPOUT = 0.1  # captions replaced by the empty prompt, so classifier-free guidance works at inference
@@ -83,6 +83,20 @@ def min_snr_weights(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
     return snr.clamp(max=MIN_SNR_GAMMA) / (snr + 1)  # min-SNR-gamma for v-prediction (Hang et al., 2023)
 
 
+def noisy_batch(config: TrainConfig, step: int, bank, num_emoji: int, dataset_latents: DatasetLatents, scheduler):
+    """One step's training batch: (emoji, caption) pairs drawn from the bank, their latents (B, 4, 16, 16), the
+    caption tokens with CFG_DROPOUT of them replaced by the empty prompt, and the latents noised at random timesteps.
+    Returns (latents, noise, timesteps, noisy, context)."""
+    emoji, caption = bank.sample(config.batch_size, num_emoji, data_generator(config, step))
+    latents = dataset_latents.sample(emoji)
+    context = bank.tokens[caption].float()
+    dropped = torch.rand(len(emoji), device=context.device) < CFG_DROPOUT
+    context[dropped] = bank.empty_tokens.float()
+    noise = torch.randn_like(latents)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(emoji),), device=latents.device)
+    return latents, noise, timesteps, scheduler.add_noise(latents, noise, timesteps), context
+
+
 def train_unet(config: TrainConfig) -> dict:
     accelerator = make_accelerator(config)
     dataset, images, bank = load_training_data(config, accelerator.device)
@@ -92,22 +106,13 @@ def train_unet(config: TrainConfig) -> dict:
     # Fine-tuning starts from shipped weights (and their EMA); a fresh run from the architecture.
     unet = (UNet2DConditionModel.from_pretrained(Path(config.init_from) / "unet", torch_dtype=torch.float32)
             if config.init_from else new_unet())
-    ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
+    ema = tracked_ema(accelerator, unet, EMA_DECAY)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=1e-2)
     unet, optimizer = accelerator.prepare(unet, optimizer)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
 
     def step(index: int) -> dict:
-        rng = data_generator(config, index)
-        emoji, caption = bank.sample(config.batch_size, len(dataset), rng)
-        latents = dataset_latents.sample(emoji)
-        context = bank.tokens[caption].float()
-        dropped = torch.rand(len(emoji), device=context.device) < CFG_DROPOUT
-        context[dropped] = bank.empty_tokens.float()
-        noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(emoji),), device=latents.device)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
+        latents, noise, timesteps, noisy, context = noisy_batch(config, index, bank, len(dataset), dataset_latents,
+                                                                scheduler)
         target = scheduler.get_velocity(latents, noise, timesteps)
         prediction = unet(noisy, timesteps, context).sample
         per_sample = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))

@@ -16,15 +16,15 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DConditionModel
 from torch.nn import functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genimg.accel.prune import parameter_count, prune_generator, prune_unet
 from genimg.models.gan import TextConditionalGenerator
 from genimg.models.latent import new_training_scheduler
 from genimg.train.common import (
-    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, train_loop, write_card,
+    TrainConfig, data_generator, load_training_data, make_accelerator, save_half, tracked_ema, train_loop,
+    write_card,
 )
-from genimg.train.latent import CFG_DROPOUT, DatasetLatents, min_snr_weights
+from genimg.train.latent import DatasetLatents, min_snr_weights, noisy_batch
 
 # A short run: the average of the last few hundred steps, not the 0.999 of a from-scratch run.
 EMA_DECAY = 0.995
@@ -40,20 +40,13 @@ def train_unet(config: TrainConfig) -> dict:
     teacher = UNet2DConditionModel.from_pretrained(teacher_folder / "unet", torch_dtype=torch.float32)
     student = prune_unet(teacher).train()
     teacher = teacher.to(accelerator.device).eval().requires_grad_(False)
-    ema = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
+    ema = tracked_ema(accelerator, student, EMA_DECAY)
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=1e-2)
     student, optimizer = accelerator.prepare(student, optimizer)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
 
     def step(index: int) -> dict:
-        emoji, caption = bank.sample(config.batch_size, len(dataset), data_generator(config, index))
-        latents = dataset_latents.sample(emoji)  # (B, 4, 16, 16)
-        context = bank.tokens[caption].float()
-        context[torch.rand(len(emoji), device=context.device) < CFG_DROPOUT] = bank.empty_tokens.float()
-        noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(emoji),), device=latents.device)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
+        latents, noise, timesteps, noisy, context = noisy_batch(config, index, bank, len(dataset), dataset_latents,
+                                                                scheduler)
         with torch.no_grad():
             teacher_prediction = teacher(noisy, timesteps, context).sample
         prediction = student(noisy, timesteps, context).sample.float()
@@ -90,11 +83,9 @@ def train_gan(config: TrainConfig) -> dict:
     teacher = TextConditionalGenerator.from_pretrained(teacher_folder, torch_dtype=torch.float32)
     student = prune_generator(teacher).train()
     teacher = teacher.to(accelerator.device).eval().requires_grad_(False)
-    ema = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
+    ema = tracked_ema(accelerator, student, EMA_DECAY)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate, betas=(0.5, 0.99))
     student, optimizer = accelerator.prepare(student, optimizer)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
     z_dim = teacher.config.z_dim
 
     def step(index: int) -> dict:
