@@ -77,7 +77,9 @@ class ConceptIndex:
     def match(self, prompts: list[str], sentence_embeddings: torch.Tensor) -> list[ConceptMatch]:
         """The nearest caption to each prompt's (L2-normalised) sentence embedding; where captions of several emoji
         are about as near (within AMBIGUITY_MARGIN), the common sense of the words wins (see ``_common_sense``)."""
-        similarity = sentence_embeddings.float() @ self.embeddings.T
+        # The index stays on the CPU (a few thousand captions): the prompts' embeddings come from wherever the text
+        # encoder runs (the GPU on CUDA) and are brought here.
+        similarity = sentence_embeddings.detach().float().cpu() @ self.embeddings.T
         nearest = similarity.topk(min(16, similarity.shape[1]), dim=1)
         return [self._common_sense(prompt, values.tolist(), indices.tolist())
                 for prompt, values, indices in zip(prompts, nearest.values, nearest.indices)]

@@ -330,9 +330,11 @@ def test_a_diffusers_pipeline_batches_requests_and_knows_its_image_size(tiny_pip
 def test_step_generators_give_each_image_of_a_batch_its_own_seed():
     from genimg.backends.base import ImageSeeds, step_generators
 
-    lone = torch.randn(1, 4, generator=step_generators(7, "cpu"))
-    per_image = step_generators(ImageSeeds([3, 7]), "cpu")
+    lone = torch.randn(1, 4, generator=step_generators(7))
+    per_image = step_generators(ImageSeeds([3, 7]))
     assert len(per_image) == 2 and torch.equal(torch.randn(1, 4, generator=per_image[1]), lone)
+    # CPU generators whatever the model's device: a CUDA generator draws another sequence (the GPU check's LCM rows)
+    assert {generator.device.type for generator in [step_generators(7), *per_image]} == {"cpu"}
     assert ImageSeeds([3, 7]) == 3 and ImageSeeds([3, 7]).seeds == (3, 7)
 
 

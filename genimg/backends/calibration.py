@@ -43,7 +43,7 @@ def latent_calls(generator, unet: torch.nn.Module, decode: torch.nn.Module) -> t
 
         def sample():
             return denoise(unet, scheduler, noise, context, generator.default_steps, generator.default_guidance,
-                           empty, step_generators(seed, generator.device), None, generator.options.guidance_cutoff)
+                           empty, step_generators(seed), None, generator.options.guidance_cutoff)
 
         latents = []
         unet_calls += record_calls(unet, lambda: latents.append(sample()))

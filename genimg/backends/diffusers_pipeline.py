@@ -268,7 +268,7 @@ class DiffusersGenerator(BaseGenerator):
 
     def _generate(self, request, text: TextEmbeddings, timer: StageTimer, on_step, start=None) -> torch.Tensor:
         noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
-        generator = step_generators(request.seed, self.device)
+        generator = step_generators(request.seed)
         guidance, unet_kwargs, guided_unet_kwargs = request.guidance, {}, None
         if self.guidance_embedding_dim is not None:
             # As diffusers' LCM and SD pipelines do: w = guidance - 1, embedded, and no classifier-free guidance.

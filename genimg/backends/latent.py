@@ -114,7 +114,7 @@ class LatentGenerator(BaseGenerator):
         scheduler = self.scheduler
         noise = seeded_noise((request.batch_size, *self.latent_shape), request.seed, self.device, self.dtype)
         # Schedulers that add noise while sampling (LCM) draw it from these: one per image for a batch of requests.
-        generator = step_generators(request.seed, self.device)
+        generator = step_generators(request.seed)
         unconditional = self.empty_context
         if request.negative_prompt and request.guidance > 1:
             with timer.stage("text_encode"):  # as typed: the negative prompt is not matched to an emoji

@@ -46,13 +46,13 @@ class StockPath:
 
         # The starting noise is handed over, drawn as genimg draws it (fp32 on the CPU, then cast): left to itself
         # the pipeline draws fp16 noise, a different sequence, and the images could not be compared. Drawing it is
-        # timed on both sides.
+        # timed on both sides. Step noise (ancestral and LCM schedulers) comes from a CPU generator, as genimg's does.
         unet = self.pipeline.unet
         noise = seeded_noise((batch_size, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
                              seed, unet.device.type, unet.dtype)
         return self.pipeline(PROMPT, num_inference_steps=self.arch.steps, guidance_scale=self.arch.guidance,
                              num_images_per_prompt=batch_size, latents=noise,
-                             generator=torch.Generator(unet.device.type).manual_seed(seed)).images
+                             generator=torch.Generator().manual_seed(seed)).images
 
 
 class GenimgPath:
