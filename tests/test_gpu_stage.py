@@ -33,20 +33,30 @@ def on_disk(folder: Path) -> set[str]:
             path.parts}
 
 
+def sent(folder: Path) -> set[str]:
+    """What the device tool sends: tracked files and untracked files git does not ignore."""
+    return set(git(folder, "ls-files").splitlines()) | set(git(folder, "ls-files", "-o", "--exclude-standard")
+                                                             .splitlines())
+
+
 def stage(folder: Path, *args: str) -> str:
     return subprocess.run(["bash", str(STAGE), *args], cwd=folder, check=True, capture_output=True, text=True).stdout
 
 
-def test_each_tree_holds_what_its_call_needs_and_full_brings_everything_back(repo):
+def test_each_tree_sends_what_its_call_needs_and_full_brings_everything_back(repo):
     everything = on_disk(repo)
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("/.gpu/\n")
     stage(repo, "tree", "code")
-    assert on_disk(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh"}
+    assert sent(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh"}
+    assert on_disk(repo) == everything  # left out of the call, not deleted
     stage(repo, "tree", "models")
-    assert on_disk(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh",
-                             *[f"assets/models/{name}/config.json" for name in CHECK_MODELS]}
+    assert sent(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh",
+                          *[f"assets/models/{name}/config.json" for name in CHECK_MODELS]}
     stage(repo, "tree", "full")
-    assert on_disk(repo) == everything
-    assert git(repo, "status", "--porcelain") == ""  # nothing was deleted from git
+    assert sent(repo) == everything
+    assert git(repo, "status", "--porcelain") == ""  # the index is HEAD's again
+    assert (repo / ".git" / "info" / "exclude").read_text() == "/.gpu/\n"  # the user's own lines are kept
 
 
 def test_the_models_call_of_this_checkout_fits_the_device_limit():

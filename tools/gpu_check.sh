@@ -4,7 +4,7 @@
 # 7 minutes. Each step writes OUT/<step>.json and rewrites OUT/summary.md as soon as it ends, so a step cut short
 # leaves the others' reports. Exits non-zero if any step failed or ran out of time.
 #
-# GENIMG_GPU_CHECK_TINY=1: every step on the CPU with tiny models (tests/test_gpu_check.py runs it that way).
+# GENIMG_GPU_CHECK_STEPS="backends app": only those steps. GENIMG_GPU_CHECK_TINY=1: every step on the CPU with tiny models (tests/test_gpu_check.py runs it that way).
 # On the device machine: carry .whl/ with the wheels the image lacks (tools/gpu_wheels.sh lists and fetches them);
 # they are installed to /tmp/site first.
 set -u
@@ -30,6 +30,10 @@ scale=${GENIMG_GPU_CHECK_BUDGET_SCALE:-1}  # the tiny mode on a loaded 2-core ma
 end=$((SECONDS + $(awk -v s="$scale" 'BEGIN { printf "%d", 420 * s }')))
 status=0
 steps=$($python -m genimg.bench.gpu_check --list) || { echo "cannot list the steps (see $log)"; exit 1; }
+# GENIMG_GPU_CHECK_STEPS="backends app": only these steps (a rerun after a fix, when device time is short).
+if [ -n "${GENIMG_GPU_CHECK_STEPS:-}" ]; then
+  steps=$(grep -E "^(${GENIMG_GPU_CHECK_STEPS// /|}) " <<<"$steps") || { echo "no such step: $GENIMG_GPU_CHECK_STEPS"; exit 2; }
+fi
 while read -r step budget; do
   left=$((end - SECONDS))
   budget=$(awk -v b="$budget" -v s="$scale" 'BEGIN { printf "%d", b * s }')
