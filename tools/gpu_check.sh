@@ -4,20 +4,16 @@
 # 7 minutes. Each step writes OUT/<step>.json and rewrites OUT/summary.md as soon as it ends, so a step cut short
 # leaves the others' reports. Exits non-zero if any step failed or ran out of time.
 #
-# GENIMG_GPU_CHECK_STEPS="backends app": only those steps. GENIMG_GPU_CHECK_TINY=1: every step on the CPU with tiny models (tests/test_gpu_check.py runs it that way).
-# On the device machine: carry .whl/ with the wheels the image lacks (tools/gpu_wheels.sh lists and fetches them);
-# they are installed to /tmp/site first.
+# GENIMG_GPU_CHECK_STEPS="backends app": only those steps (a rerun after a fix).
+# GENIMG_GPU_CHECK_TINY=1: every step on the CPU with tiny models (tests/test_gpu_check.py runs it that way).
+# On the device machine, tools/gpu_stage.sh stages what the image lacks in earlier calls (the wheels into /tmp/site,
+# MiniLM into /tmp/minilm); this script picks them up.
 set -u
 out=${1:-outputs/gpu-check}
 python=${PYTHON:-python3}
 mkdir -p "$out"
 log="$out/gpu-check.log"
 : >"$log"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  $python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)"; exit 1; }
-  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-fi
 # Staged in earlier calls on the same machine (tools/gpu_stage.sh): the wheels in /tmp/site, MiniLM in /tmp/minilm.
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 [ -f /tmp/minilm/config.json ] && export GENIMG_TEXT_MODEL=${GENIMG_TEXT_MODEL:-/tmp/minilm}
