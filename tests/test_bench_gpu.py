@@ -57,3 +57,13 @@ def test_the_benchmark_has_no_copy_of_the_fast_path():
 
     source = Path(gpu.__file__).read_text()
     assert "genimg.load(" in source and "denoise" not in source and "prepare_module" not in source
+
+
+def test_quantized_rows_follow_the_fastest_kl_decoder_row():
+    from genimg.bench.gpu import genimg_rows
+
+    rows = genimg_rows(compile=True, cuda=True, tiny_decoder="folder", quantize=("int8", "fp8"))
+    assert [row.get("quantize") for row in rows] == [None, None, None, "int8", "fp8"]
+    assert rows[3] == dict(rows[1], quantize="int8") and "tiny_decoder" not in rows[3]
+    assert genimg_rows(compile=False, cuda=False, tiny_decoder=None) == [
+        dict(channels_last=True, fuse_qkv=True, cuda_graphs=False)]

@@ -11,5 +11,5 @@ ${PYTHON:-python3} -m pip download --no-deps --only-binary=:all: --python-versio
   gradio==6.31.0 gradio_client==2.7.2 hf-gradio==0.4.1 fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0 \
   pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 orjson==3.13.0 \
   python-multipart==0.0.34 safehttpx==0.1.7 groovy==0.1.2 semantic-version==2.10.0 tomlkit==0.14.0 brotli==1.2.1 \
-  pydub==0.25.1 pytz==2026.6 opentelemetry-api==1.45.2
+  pydub==0.25.1 pytz==2026.6 opentelemetry-api==1.45.2 torchao==0.18.0
 du -sh .whl

@@ -65,9 +65,11 @@ class GenimgPath:
         self.generator = genimg.load("latent", device=device, precision=precision, model=str(folder), **speed_options)
         self.generator.max_pixels = 16 * arch.resolution ** 2  # the default request budget is 4 SD images
         flags = [name for name in ("channels_last", "fuse_qkv", "cuda_graphs", "compile") if speed_options.get(name)]
+        quantize = f" + {speed_options['quantize']}" if speed_options.get("quantize") else ""
         tiny_decoder = " + tiny decoder" if speed_options.get("tiny_decoder") else ""
-        self.label = f"genimg.load {precision} " + "+".join(flags) + tiny_decoder
+        self.label = f"genimg.load {precision} " + "+".join(flags) + quantize + tiny_decoder
         self.notes, self.stage_ms = self.generator.notes, []
+        self.quantize = speed_options.get("quantize")
 
     def __call__(self, batch_size: int, seed: int = 0):
         result = self.generator.generate(PROMPT, steps=self.arch.steps, batch_size=batch_size, seed=seed,
@@ -84,11 +86,14 @@ def _timed(path, batch_size: int, device: str) -> tuple[float, list]:
     return (time.perf_counter() - start) * 1000, images
 
 
-def genimg_rows(compile: bool, cuda: bool, tiny_decoder: str | None) -> list[dict]:
-    """The speed options of genimg's rows: CUDA graphs (GPU), then compile, then the last of them + tiny decoder."""
+def genimg_rows(compile: bool, cuda: bool, tiny_decoder: str | None, quantize: tuple = ()) -> list[dict]:
+    """The speed options of genimg's rows: CUDA graphs (GPU), then compile, then the last of them + tiny decoder,
+    then the last KL-decoder row with each ``quantize`` recipe (int8, fp8: issue 15's GPU rows, whose pixel column
+    says what the recipe cost)."""
     base = dict(channels_last=True, fuse_qkv=True, cuda_graphs=cuda)
     rows = [base] + ([dict(base, compile=True)] if compile else [])
-    return rows + ([dict(rows[-1], tiny_decoder=tiny_decoder)] if tiny_decoder else [])
+    quantized = [dict(rows[-1], quantize=recipe) for recipe in quantize]
+    return rows + ([dict(rows[-1], tiny_decoder=tiny_decoder)] if tiny_decoder else []) + quantized
 
 
 def agreement(images: list, reference: list) -> dict:
@@ -101,7 +106,8 @@ def agreement(images: list, reference: list) -> dict:
 
 
 def bench_architecture(arch: Architecture, device: str, precision: str, batch_sizes: list[int], rounds: int,
-                       compile: bool, workdir: Path, log, tiny_decoder: bool = True) -> list[dict]:
+                       compile: bool, workdir: Path, log, tiny_decoder: bool = True,
+                       quantize: tuple = ()) -> list[dict]:
     """Per batch size: the first call of every path (load, compile, capture) and interleaved timed rounds."""
     from genimg.options import SpeedOptions
     from genimg.registry import DEFAULT_CACHE
@@ -111,13 +117,13 @@ def bench_architecture(arch: Architecture, device: str, precision: str, batch_si
     cuda = device.startswith("cuda")
     makers = [lambda: StockPath(arch, folder, device, dtype)] + [
         lambda options=options: GenimgPath(arch, folder, device, precision, **options)
-        for options in genimg_rows(compile, cuda, str(folder / "tiny-decoder") if tiny_decoder else None)]
+        for options in genimg_rows(compile, cuda, str(folder / "tiny-decoder") if tiny_decoder else None, quantize)]
     paths, rows = [], []
     for make in makers:
         start = time.perf_counter()
         paths.append(make())
         rows.append({"label": paths[-1].label, "load_ms": (time.perf_counter() - start) * 1000,
-                     "notes": paths[-1].notes})
+                     "notes": paths[-1].notes, "quantize": getattr(paths[-1], "quantize", None)})
     results = []
     for batch_size in batch_sizes:
         first_images, samples, first_calls = [], [[] for _ in paths], []
@@ -191,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tiny-decoder", action="store_true", help="leave out the tiny-decoder row")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default=None, help="fp16 on CUDA, fp32 elsewhere unless given")
+    parser.add_argument("--quantize", nargs="+", default=[], choices=["int8", "fp8"],
+                        help="add the last KL-decoder row with each recipe (torchao; fp8 needs an Ada/Hopper GPU)")
     args = parser.parse_args(argv)
     from diffusers.utils import logging as diffusers_logging
 
@@ -213,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             report["results"] += bench_architecture(arch, device, precision, args.batch_sizes, args.rounds, compile,
                                                     Path(workdir), log=lambda text: print(text, file=sys.stderr,
                                                                                           flush=True),
-                                                    tiny_decoder=not args.no_tiny_decoder)
+                                                    tiny_decoder=not args.no_tiny_decoder,
+                                                    quantize=tuple(args.quantize))
             # Written after every architecture, so a run cut short by a time limit still leaves its results.
             (out / "gpu-bench.json").write_text(json.dumps(report, indent=2, default=str))
             (out / "gpu-bench.md").write_text(markdown(report))

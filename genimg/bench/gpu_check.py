@@ -43,6 +43,9 @@ STEPS = [
     Step("benchmark_compiled", gpu_steps.benchmark_compiled, 200),
     Step("benchmark", gpu_steps.benchmark, 90),
     Step("compiled", gpu_steps.compiled, 120),
+    # Issue 15's fp8/int8 rows: last, so it runs only when the others leave time, or alone:
+    # GENIMG_GPU_CHECK_STEPS=quantized (torchao travels with the wheels).
+    Step("quantized", gpu_steps.quantized, 200),
 ]
 TOTAL_BUDGET_S = 420  # the issue's 7 minutes
 
