@@ -1,5 +1,5 @@
 """genimg demo: Generate | Live | Image to image | Compare | Benchmark | About. UI only: every image, timing and
-score comes from genimg (the Live and Image to image tabs are built in ui/).
+score comes from genimg (the Live, Image to image and Compare tabs are built in ui/).
 
     python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
     gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
@@ -7,102 +7,42 @@ score comes from genimg (the Live and Image to image tabs are built in ui/).
 from __future__ import annotations
 
 import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import gradio as gr
 
-import genimg
 from genimg.serve import report
 from genimg.serve.batching import batcher_for
 from genimg.serve.breakeven import BreakEvenCache
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
-from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.serve.memory import limit_malloc_arenas
-from genimg.serve.reproduce import reproduce_compare, reproduce_generate_api
+from genimg.serve.reproduce import reproduce_generate_api
 from genimg.serve.rest import image_route
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
-from genimg.threads import on_torch_thread, use_one_torch_thread
+from genimg.threads import use_one_torch_thread
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
-from ui.common import LIMITS, client_gone, gpu, logger, number_input, queue_wait_ms, user_errors
+from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, LIMITS, QUANTIZE_CHOICES, SCHEDULER_CHOICES, gpu, logger,
+                       number_input, pruned_models_present, queue_wait_ms, user_errors)
+from ui.compare import build_compare_tab
+from ui.generation import WARM_UP_PROMPT, load_generator, match_scores, run_generation
 from ui.img2img import build_img2img_tab
 from ui.live import build_live_tab
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
 UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
-# Compare downloads older than this are deleted when new ones are written.
-DOWNLOADS_KEEP_S = 3600
-BACKEND_CHOICES = list(genimg.BACKENDS)
-SCHEDULER_CHOICES = ["default", "dpm++", "ddim", "euler", "lcm"]
-ENGINE_CHOICES = ["torch", "openvino"]  # openvino: CPU, converted once and cached on disk
-QUANTIZE_CHOICES = ["none", "int8", "fp8"]  # int8: CPU and CUDA; fp8: CUDA with fp8 units
-OFF = "off"
-# Warm-up runs use their own prompt, so the timed run still pays for encoding the user's prompt (once per generator).
-WARM_UP_PROMPT = "warm-up"
 # genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
 LOADED_NOW_S = 0.05
 # Per Generate configuration with compile, OpenVINO or quantisation on: its first call, and the same call's time
 # without them (once).
 BREAK_EVEN = BreakEvenCache()
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
-# Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
-DEFAULT_REPEATS, MAX_REPEATS = 5, 20
-# Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
-# tiny decoder, the one-pass GAN.
-COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
 CSS = """.pixelated img { image-rendering: pixelated; }
 .upscaled img { width: 256px !important; height: 256px !important; object-fit: contain; }
 .wrap-captions .caption-label { white-space: normal; max-width: 95%; }"""
-
-
-def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
-                   compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
-                   engine: str = "torch", quantize: str = "none", pruned: bool = False):
-    """The cached generator for these options, and how long loading took (about 0 when it was cached).
-    A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
-    model = (model or "").strip() or None  # on a backend other than 'latent', genimg.load refuses it
-    if model:
-        model = check_model_source(model, allowed_model_folders(ROOT / "assets"))
-    start = time.perf_counter()
-    # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
-    tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
-    generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
-                            tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
-                            match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
-                            quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned)
-    return generator, time.perf_counter() - start
-
-
-def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,
-                   negative_prompt: str = ""):
-    """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
-    (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
-    numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
-    steps = steps or None  # 0 (or empty) means the backend's default
-    negative = {"negative_prompt": negative_prompt} if (negative_prompt or "").strip() else {}
-    if warm_up:
-        progress(0, desc=f"{label}warming up")
-        generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)
-
-    def on_step(done: int, total: int) -> None:
-        if client_gone():
-            raise gr.Error("Stopped: the client disconnected.")
-        progress((done, total), desc=f"{label}denoising", unit="steps")
-
-    progress(0, desc=f"{label}generating")
-    return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step,
-                              timeout_s=LIMITS.request_timeout_s, **negative)
-
-
-def match_scores(images, prompt: str) -> list[float]:
-    from genimg.evaluate.judge import default_judge
-
-    return on_torch_thread(lambda: default_judge().score(images, prompt))
 
 
 @gpu()
@@ -199,88 +139,6 @@ def one_image_info(result, started: float, queued_ms: float | None = None) -> di
             "server_total_ms": None if queued_ms is None else queued_ms + server_ms}
 
 
-def write_downloads(rows: list[dict], prompt: str, seed: int) -> list[str]:
-    """CSV and JSON in Gradio's cache folder (the only place the app writes), older ones deleted."""
-    from gradio.utils import get_upload_folder
-
-    downloads = Path(get_upload_folder()) / "genimg-downloads"
-    for old in downloads.glob("*") if downloads.exists() else []:
-        if time.time() - old.stat().st_mtime > DOWNLOADS_KEEP_S:
-            shutil.rmtree(old, ignore_errors=True)
-    paths = report.write_comparison(rows, downloads / uuid.uuid4().hex, prompt=prompt, seed=seed,
-                                    device=resolve_device("auto"))
-    return [str(path) for path in paths]
-
-
-def checked_repeats(repeats) -> int:
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, float)) or repeats != int(repeats) \
-            or not 1 <= repeats <= MAX_REPEATS:
-        raise gr.Error(f"Repeats must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}.")
-    return int(repeats)
-
-
-@gpu(configurations=len(COMPARE_DEFAULTS))  # up to four configurations, one after another
-def compare(prompt: str, seed: int = 0,
-            backend_1: str = "latent", precision_1: str = "fp32", steps_1: int = 20, scheduler_1: str = "default",
-            tiny_decoder_1: bool = False,
-            backend_2: str = "latent-lcm", precision_2: str = "fp32", steps_2: int = 4, scheduler_2: str = "default",
-            tiny_decoder_2: bool = False,
-            backend_3: str = "latent-lcm", precision_3: str = "fp32", steps_3: int = 2, scheduler_3: str = "default",
-            tiny_decoder_3: bool = True,
-            backend_4: str = "gan", precision_4: str = "fp32", steps_4: int = 1, scheduler_4: str = "default",
-            tiny_decoder_4: bool = False, repeats: int = DEFAULT_REPEATS,
-            engine_1: str = "torch", quantize_1: str = "none", engine_2: str = "torch", quantize_2: str = "none",
-            engine_3: str = "torch", quantize_3: str = "none", engine_4: str = "torch", quantize_4: str = "none",
-            pruned_1: bool = False, pruned_2: bool = False, pruned_3: bool = False, pruned_4: bool = False,
-            progress=gr.Progress()):
-    """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
-    is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
-
-    Returns the captioned images, the chart of every run's latency, the results table, the CSV + JSON downloads
-    and the code that reproduces it.
-    """
-    import pandas as pd
-
-    configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t), engine=e or "torch",
-                    quantize=q or "none", pruned=bool(pr)) for b, p, s, sc, t, e, q, pr in (
-        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1, pruned_1),
-        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2, pruned_2),
-        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3, pruned_3),
-        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4, pruned_4))
-        if b and b != OFF]
-    if len(configs) < 2:
-        raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
-    repeats = checked_repeats(repeats)
-    gallery, rows = [], []
-    with user_errors():
-        for index, config in enumerate(configs, start=1):
-            progress(0, desc=f"{index}/{len(configs)}: loading {config['backend']}")
-            generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
-                                          False, config["tiny_decoder"], True, config["engine"], config["quantize"],
-                                          config["pruned"])
-            single_pass = generator.default_steps is None
-            steps = None if single_pass else config["steps"]
-            # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
-            warm_up = run_generation(generator, prompt, steps, 1, seed, progress, label=f"{index}/{len(configs)}: ")
-            results = [run_generation(generator, prompt, steps, 1, seed, progress,
-                                      label=f"{index}/{len(configs)}: run {run}/{repeats}: ")
-                       for run in range(1, repeats + 1)]
-            result = results[0]
-            label = report.config_label(index, **config, single_pass=single_pass)
-            score = match_scores(result.images, result.info["prompt"])[0]
-            row = report.compare_row(label, config, results, score, rows[0]["latency_ms"] if rows else None,
-                                     warm_up_ms=warm_up.timings["total"])
-            rows.append(row)
-            # Captions stay short; the table below names each configuration in full.
-            gallery.append((result.images[0], f"{index}: {row['latency_ms']:,.0f} ms · {row['speedup']:.2f}x · "
-                                              f"match {score:.0f}"))
-    chart = pd.DataFrame([{"config": row["config"], "run": run, "latency_ms": ms}
-                          for row in rows for run, ms in enumerate(row["runs_ms"], start=1)])
-    table = pd.DataFrame(report.compare_table(rows))
-    code = reproduce_compare(prompt, seed, configs, repeats)
-    return gallery, chart, table, write_downloads(rows, result.info["prompt"], result.info["seed"]), code
-
-
 def bench_results() -> tuple[str | None, str]:
     """The newest benchmark plot and table on disk (``python -m genimg bench`` writes them), or how to make them."""
     return report.newest_bench_result(BENCH_FOLDERS, ROOT) or (None, (
@@ -314,14 +172,6 @@ and quantize (int8; fp8 on GPUs with fp8 units); the Python API adds channels_la
 guidance cutoff (classifier-free guidance on the first steps only).
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
-
-
-def pruned_models_present() -> bool:
-    """genimg ships no pruned weights (they cost more prompt-match than they save time; README, "Pruning"): the
-    option shows where `python -m genimg train prune-unet` / `prune-gan` made them. The API takes it either way."""
-    import genimg.assets
-
-    return any((genimg.assets.ASSETS / name).is_dir() for name in ("gan-pruned", "latent-pruned"))
 
 
 def build_generate_tab() -> None:
@@ -363,43 +213,6 @@ def build_generate_tab() -> None:
               match_concepts, negative_prompt, engine, quantize, pruned]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
-
-
-def build_compare_tab() -> None:
-    prompt = gr.Textbox(label="Prompt", value="a slice of pizza")
-    with gr.Row():
-        seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
-        repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
-                                         info="timed runs per configuration, after one warm-up run timed apart"))
-    # Engine, then pruned inputs go last: older API callers' positions stay valid.
-    config_inputs, engine_inputs, pruned_inputs = [], [], []
-    with gr.Row():
-        for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
-            with gr.Column(min_width=180):
-                gr.Markdown(f"**Configuration {index}**" + (" (baseline)" if index == 1 else ""))
-                config_inputs += [
-                    gr.Dropdown(BACKEND_CHOICES + [OFF], value=default_backend, label="Backend"),
-                    gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
-                    number_input(gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Steps")),
-                    gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler"),
-                    gr.Checkbox(value=default_tiny, label="Tiny decoder"),
-                ]
-                engine_inputs += [gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine"),
-                                  gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize")]
-                pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)",
-                                                 visible=pruned_models_present()))
-    button = gr.Button("Compare", variant="primary")
-    gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
-                         elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
-    table = gr.Dataframe(label="Results: median and p90 of the repeats (speed-up vs configuration 1)",
-                         interactive=False)
-    chart = gr.ScatterPlot(x="config", y="latency_ms", color="config", title="Every timed run (ms, lower is faster)",
-                           sort=None, label="Latency spread", x_title="configuration", y_title="ms",
-                           x_label_angle=-15, height=320)
-    downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
-    code = gr.Markdown(elem_id="compare-code")
-    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs, *pruned_inputs],
-                 [gallery, chart, table, downloads, code], api_name="compare", concurrency_id="models")
 
 
 def build_one_image_api() -> None:

@@ -1,4 +1,5 @@
-"""What every tab of the app shares: genimg errors as gr.Error, checked number inputs, the serving limits."""
+"""What every tab of the app shares: genimg errors as gr.Error, checked number inputs, the serving limits, the
+speed options' choices."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,11 @@ import genimg
 from genimg.serve.limits import ServingLimits
 
 LIMITS = ServingLimits.from_env()  # timeout per request, queue size, dynamic batch size
+BACKEND_CHOICES = list(genimg.BACKENDS)
+SCHEDULER_CHOICES = ["default", "dpm++", "ddim", "euler", "lcm"]
+ENGINE_CHOICES = ["torch", "openvino"]  # openvino: CPU, converted once and cached on disk
+QUANTIZE_CHOICES = ["none", "int8", "fp8"]  # int8: CPU and CUDA; fp8: CUDA with fp8 units
+OFF = "off"  # a Compare configuration left out
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
     import spaces
@@ -96,3 +102,11 @@ def raw_upload(component):
 
     component.preprocess = path_only
     return component
+
+
+def pruned_models_present() -> bool:
+    """genimg ships no pruned weights (they cost more prompt-match than they save time; README, "Pruning"): the
+    option shows where `python -m genimg train prune-unet` / `prune-gan` made them. The API takes it either way."""
+    import genimg.assets
+
+    return any((genimg.assets.ASSETS / name).is_dir() for name in ("gan-pruned", "latent-pruned"))

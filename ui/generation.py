@@ -1,0 +1,63 @@
+"""What Generate and Compare share: the cached generator for a set of UI options, one timed generation with a
+progress bar and disconnect checks, and the judge's prompt-match score."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+import genimg
+from genimg.serve.limits import allowed_model_folders, check_model_source
+from genimg.threads import on_torch_thread
+from ui import common
+from ui.common import client_gone
+
+ASSETS_FOLDER = Path(__file__).resolve().parents[1] / "assets"
+# Warm-up runs use their own prompt, so the timed run still pays for encoding the user's prompt (once per generator).
+WARM_UP_PROMPT = "warm-up"
+
+
+def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
+                   compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
+                   engine: str = "torch", quantize: str = "none", pruned: bool = False):
+    """The cached generator for these options, and how long loading took (about 0 when it was cached).
+    A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
+    model = (model or "").strip() or None  # on a backend other than 'latent', genimg.load refuses it
+    if model:
+        model = check_model_source(model, allowed_model_folders(ASSETS_FOLDER))
+    start = time.perf_counter()
+    # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
+    tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
+    generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
+                            tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
+                            match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
+                            quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned)
+    return generator, time.perf_counter() - start
+
+
+def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,
+                   negative_prompt: str = ""):
+    """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
+    (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
+    numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
+    steps = steps or None  # 0 (or empty) means the backend's default
+    negative = {"negative_prompt": negative_prompt} if (negative_prompt or "").strip() else {}
+    if warm_up:
+        progress(0, desc=f"{label}warming up")
+        generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)
+
+    def on_step(done: int, total: int) -> None:
+        if client_gone():
+            raise gr.Error("Stopped: the client disconnected.")
+        progress((done, total), desc=f"{label}denoising", unit="steps")
+
+    progress(0, desc=f"{label}generating")
+    return generator.generate(prompt, steps=steps, batch_size=batch_size, seed=seed, on_step=on_step,
+                              timeout_s=common.LIMITS.request_timeout_s, **negative)
+
+
+def match_scores(images, prompt: str) -> list[float]:
+    from genimg.evaluate.judge import default_judge
+
+    return on_torch_thread(lambda: default_judge().score(images, prompt))
