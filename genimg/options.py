@@ -137,6 +137,10 @@ def clean_prompt(prompt) -> str:
     """Strip control/bidi characters and whitespace; refuse empty or absurdly long prompts."""
     if not isinstance(prompt, str):
         raise InvalidRequest(f"The prompt must be text, not {type(prompt).__name__}.")
+    surrogate = next((ch for ch in prompt if unicodedata.category(ch) == "Cs"), None)
+    if surrogate is not None:  # half of a UTF-16 pair (a client that split an emoji): the tokenizer cannot take it
+        raise InvalidRequest("The prompt is not valid Unicode text: it holds a lone surrogate "
+                             f"(U+{ord(surrogate):04X}), half of a character. Send the whole character, as UTF-8.")
     # Categories Cc (control) and Cf (format: bidi overrides, zero-width marks) hide or reorder text.
     kept = "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf") else " " for ch in prompt)
     cleaned = " ".join(kept.split())

@@ -31,6 +31,12 @@ def test_prompt_is_cleaned_of_control_and_bidi_characters():
     assert clean_prompt("  a\u202e red\x00 heart\n ") == "a red heart"
 
 
+def test_a_lone_surrogate_is_refused_with_a_message_and_a_whole_emoji_is_kept():
+    with pytest.raises(InvalidRequest, match="lone surrogate \\(U\\+D83D\\)"):
+        clean_prompt("a cat \ud83d")
+    assert clean_prompt("\U0001F600 face") == "\U0001F600 face"
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", "\u200b\u202e", None, 42])
 def test_empty_or_non_text_prompts_are_refused(prompt):
     with pytest.raises(InvalidRequest):
