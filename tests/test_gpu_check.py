@@ -35,6 +35,14 @@ def test_a_step_is_one_function_in_the_list_and_a_crash_is_a_failed_report(tmp_p
     assert "## planted: passed" in summary and "## broken: FAILED" in summary
 
 
+def test_a_rerun_names_its_steps_and_an_unknown_step_is_refused_before_anything_runs(tmp_path):
+    env = {**os.environ, "GENIMG_GPU_CHECK_TINY": "1", "PYTHON": sys.executable, "GENIMG_GPU_CHECK_STEPS": "nope"}
+    finished = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), str(tmp_path)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2 and "no such step: nope" in finished.stdout
+    assert not list(tmp_path.glob("*.json"))
+
+
 def test_a_step_that_ran_out_of_time_is_reported_as_failed(tmp_path):
     assert main(["--out", str(tmp_path), "--timed-out", "app"]) == 1
     assert json.loads((tmp_path / "app.json").read_text())["passed"] is False
