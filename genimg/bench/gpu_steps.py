@@ -227,8 +227,10 @@ def _half_precision_decoding(check: Check) -> list[dict]:
 
 def app(check: Check) -> dict:
     """``python app.py`` (on the GPU when there is one), driven with gradio_client: /generate for every backend and
-    for a model= pipeline folder, then /compare with its default configurations."""
-    from gradio_client import Client
+    for a model= pipeline folder, /compare with its default configurations, then /img2img (the autoencoder's
+    encoder on the device) from a 64x64 picture."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
 
     from genimg.serve.loadtest import LaunchedApp
 
@@ -243,6 +245,10 @@ def app(check: Check) -> dict:
             rows.append(_call(f"/generate {case}", lambda: client.predict(
                 PROMPT, backend, steps or 0, 2, precision, 0, model, api_name="/generate"), expected_images=2))
         rows.append(_call("/compare", lambda: client.predict(PROMPT, 0, api_name="/compare"), expected_images=4))
+        picture = check.workdir / "start.png"
+        Image.new("RGB", (64, 64), (220, 40, 40)).save(picture)
+        rows.append(_call("/img2img", lambda: client.predict(handle_file(str(picture)), PROMPT, "latent-lcm", 0.5, 2,
+                                                             0, api_name="/img2img"), expected_images=1))
     failures = [f"{row['endpoint']}: {row.get('error') or row}" for row in rows if not row["passed"]]
     return {"passed": not failures, "rows": rows, "failures": failures, "precision": precision}
 
@@ -252,10 +258,11 @@ def _call(endpoint: str, call, expected_images: int) -> dict:
     started = time.perf_counter()
     try:
         result = call()
-        gallery = result[0]
+        # A gallery is a list of {"image": path, ...}; /img2img answers one image's path.
+        gallery = result[0] if isinstance(result[0], list) else [{"image": result[0]}]
         row.update(seconds=time.perf_counter() - started, images=len(gallery),
                    passed=len(gallery) == expected_images and all(Path(item["image"]).exists() for item in gallery))
-        if endpoint.startswith("/generate"):
+        if endpoint.startswith(("/generate", "/img2img")):
             row["latency_report"] = result[1][:300]
             row["passed"] = row["passed"] and "ms" in result[1]
     except Exception as error:  # noqa: BLE001 - gr.Error arrives as gradio_client's AppError
