@@ -35,6 +35,20 @@ def test_the_callers_context_variables_go_along(one_thread):
     assert threads.on_torch_thread(request.get) == "event-7"
 
 
+@pytest.mark.slow
+def test_the_one_thread_runs_with_the_callers_thread_count(one_thread):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        # a generation there first (parallel work), so its OpenMP team exists before the caller asks for one thread
+        genimg.load("gan", device="cpu").generate("grinning face", batch_size=2)
+        torch.set_num_threads(1)
+        assert threads.on_torch_thread(torch.get_num_threads) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_work_on_the_one_thread_may_ask_for_it_again(one_thread):
     assert threads.on_torch_thread(lambda: threads.on_torch_thread(lambda: 7)) == 7  # no deadlock
 
