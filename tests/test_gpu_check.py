@@ -66,6 +66,6 @@ def test_the_whole_check_passes_in_tiny_mode_on_the_cpu(tmp_path):
     assert {row["backend"] for row in backends} == {"gan", "vae", "latent", "latent-lcm", "model"}
     assert all(row["mean_abs_diff"] <= 12 for row in backends)
     app = json.loads((tmp_path / "app.json").read_text())["rows"]
-    assert [row["endpoint"] for row in app][-1] == "/compare" and len(app) == 6
+    assert [row["endpoint"] for row in app][-2:] == ["/compare", "/img2img"] and len(app) == 7
     bench = json.loads((tmp_path / "benchmark.json").read_text())["bench"]
     assert {result["batch_size"] for result in bench["results"]} == {1, 8}
