@@ -18,14 +18,18 @@ ASSETS_FOLDER = Path(__file__).resolve().parents[1] / "assets"
 WARM_UP_PROMPT = "warm-up"
 
 
+def checked_model(model) -> str | None:
+    """A caller's diffusers model id or folder, stripped (None when empty); a folder must lie in assets/ or
+    GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
+    model = (model or "").strip() or None  # on a backend other than 'latent', genimg.load refuses it
+    return check_model_source(model, allowed_model_folders(ASSETS_FOLDER)) if model else None
+
+
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
                    engine: str = "torch", quantize: str = "none", pruned: bool = False):
-    """The cached generator for these options, and how long loading took (about 0 when it was cached).
-    A model folder must lie in assets/ or GENIMG_MODEL_DIRS: the app reads no other file a caller names."""
-    model = (model or "").strip() or None  # on a backend other than 'latent', genimg.load refuses it
-    if model:
-        model = check_model_source(model, allowed_model_folders(ASSETS_FOLDER))
+    """The cached generator for these options, and how long loading took (about 0 when it was cached)."""
+    model = checked_model(model)
     start = time.perf_counter()
     # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
     tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")

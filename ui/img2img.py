@@ -2,19 +2,17 @@
 noised to ``strength`` and redrawn towards the prompt. genimg checks the upload (genimg.images.read_image)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import gradio as gr
 
 import genimg
 from genimg.options import MAX_SEED
 from genimg.serve import report
-from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.serve.reproduce import client_call, python_call, reproduce_markdown
 from ui.common import LIMITS, gpu, number_input, raw_upload, user_errors
+from ui.generation import checked_model, match_scores
 
 IMG2IMG_BACKENDS = ["latent-lcm", "latent"]  # the embedded latent models; 'latent' + model: a diffusers pipeline
-ASSETS_FOLDER = Path(__file__).resolve().parents[1] / "assets"
 
 
 @gpu()
@@ -25,18 +23,15 @@ def img2img(image: str, prompt: str, backend: str = "latent-lcm", strength: floa
     own autoencoder."""
     if image is None:
         raise gr.Error("Upload an image to start from (PNG, JPEG or WebP).")
-    model = (model or "").strip()  # on a backend other than 'latent', genimg.load refuses it
     with user_errors():
+        model = checked_model(model)
         if model:
-            model = check_model_source(model, allowed_model_folders(ASSETS_FOLDER))
             generator, tiny_decoder = genimg.load(backend, model=model), False
         else:
             generator = genimg.load(backend, tiny_decoder=bool(tiny_decoder))
         result = generator.img2img(image, prompt, strength=strength, steps=steps or None, seed=seed,
                                    negative_prompt=negative_prompt or None, timeout_s=LIMITS.request_timeout_s)
-        from genimg.evaluate.judge import default_judge
-
-        scores = default_judge().score(result.images, result.info["prompt"])
+        scores = match_scores(result.images, result.info["prompt"])
     info = result.info
     summary = (f"\n\nStrength {info['strength']:g}: {info['steps']} of a {info['schedule_steps']}-step schedule "
                f"ran from the encoded image" + (f" (raised to {info['effective_strength']:g}: the schedule has at "
