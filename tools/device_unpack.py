@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from transformers import BertModel
 
-from genimg.text import CONTEXT_TOKENS, embed_token_ids
-from genimg.train.data import cache_dir
+from genimg.text import embed_token_ids
+from genimg.train.captions import neighbours_path
+from genimg.train.common import caption_bank_path, training_captions
+from genimg.train.data import EmojiDataset, cache_dir
 
 DATA = Path(".devdata")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -23,6 +25,8 @@ def main() -> None:
     cache_dir().mkdir(parents=True, exist_ok=True)
     np.savez(cache_dir() / "emoji64.npz", images=images,
              meta=np.array(json.dumps({k: meta[k] for k in ("names", "captions", "chars")})))
+    dataset = EmojiDataset(images, meta["names"], meta["captions"], meta["chars"])
+    neighbours_path(dataset, "emoji").write_text(json.dumps(meta["neighbours"]))  # needs the full MiniLM to make
     ids = torch.load(DATA / "caption_ids.pt")
     model = BertModel.from_pretrained(DATA / "minilm", add_pooling_layer=False, dtype=torch.float32).to(DEVICE).eval()
     tokens, pooled = [], []
@@ -34,7 +38,7 @@ def main() -> None:
     tokens, pooled = torch.cat(tokens), torch.cat(pooled)
     fields = dict(tokens=tokens[:-1], pooled=pooled[:-1], emoji_of_caption=ids["emoji_of_caption"],
                   empty_tokens=tokens[-1], empty_pooled=pooled[-1])
-    torch.save(fields, cache_dir() / f"captions-emoji-{len(images)}-{CONTEXT_TOKENS}.pt")
+    torch.save(fields, caption_bank_path("emoji", training_captions(dataset, "emoji")))
     print(f"caption bank: {tuple(tokens.shape)}")
 
 

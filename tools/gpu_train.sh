@@ -11,7 +11,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GENIMG_CACHE=/tmp/genimg-cac
 mkdir -p "$GENIMG_CACHE" && cp .devdata/emoji64.npz "$GENIMG_CACHE/"
 secs() { ${PYTHON:-python3} -c "print($1 * $scale)"; }
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
-${PYTHON:-python3} -c "from genimg.train.common import *; from genimg.train.data import load_dataset; d=load_dataset(); build_caption_bank(d, 'emoji', 'cuda')" || exit 1
+${PYTHON:-python3} -c "from genimg.train.common import *; from genimg.train.data import load_dataset; d=load_dataset(); build_caption_bank(training_captions(d, 'emoji'), 'emoji', 'cuda')" || exit 1
 (
   ${PYTHON:-python3} -m genimg train autoencoder --steps 100000 --seconds "$(secs 40)" --batch-size 256 &&
   ${PYTHON:-python3} -m genimg train unet --steps 100000 --seconds "$(secs 230)" --batch-size 512 &&

@@ -1,6 +1,6 @@
 """Pack what a GPU training call needs into .devdata/ (the device tool carries at most 64 MiB; see README).
 
-The MiniLM is carried with only the 2,184 word pieces the captions use (exact outputs for those ids, 22 MB in fp16
+The MiniLM is carried with only the word pieces the training captions use (exact outputs for those ids, 22 MB in fp16
 instead of 45), the captions pre-tokenised with the remapped ids, and the images xz-compressed.
 Usage: python tools/pack_device_data.py [--init assets/models/latent]
 """
@@ -16,6 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genimg.text import load_tokenizer, minilm_folder
+from genimg.train.captions import cached_name_neighbours
+from genimg.train.common import training_captions
 from genimg.train.data import load_dataset
 
 OUT = Path(".devdata")
@@ -30,15 +32,17 @@ def main() -> None:
     dataset = load_dataset("emoji")
     (OUT / "images.u8.xz").write_bytes(lzma.compress(dataset.images.tobytes(), preset=9))
     (OUT / "meta.json").write_text(json.dumps({"shape": list(dataset.images.shape), "names": dataset.names,
-                                               "captions": dataset.captions, "chars": dataset.chars}))
+                                               "captions": dataset.captions, "chars": dataset.chars,
+                                               "neighbours": cached_name_neighbours(dataset, "emoji")}))
     tokenizer = load_tokenizer()
-    captions = [c for caption_list in dataset.captions for c in caption_list]
+    training = training_captions(dataset, "emoji")
+    captions = [c for caption_list in training for c in caption_list]
     batch = tokenizer(captions + [""], padding="max_length", truncation=True, return_tensors="pt")
     used = torch.unique(batch["input_ids"])  # sorted: [PAD] (0) stays 0
     remap = torch.full((tokenizer.vocab_size,), -1, dtype=torch.long)
     remap[used] = torch.arange(len(used))
     torch.save({"input_ids": remap[batch["input_ids"]].short(), "attention_mask": batch["attention_mask"].bool(),
-                "emoji_of_caption": torch.tensor([i for i, cs in enumerate(dataset.captions) for _ in cs])},
+                "emoji_of_caption": torch.tensor([i for i, cs in enumerate(training) for _ in cs])},
                OUT / "caption_ids.pt")
     weights = load_file(minilm_folder() / "model.safetensors")
     weights["embeddings.word_embeddings.weight"] = weights["embeddings.word_embeddings.weight"][used]

@@ -14,6 +14,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from genimg.text import CONTEXT_TOKENS, TextEncoder
+from genimg.train.captions import cached_name_neighbours, captions_fingerprint, generator_captions
 from genimg.train.data import EmojiDataset, cache_dir, load_dataset, sampling_weights
 
 
@@ -90,14 +91,21 @@ class CaptionBank:
         return emoji, self.first_caption[emoji] + offsets
 
 
+def caption_bank_path(kind: str, captions: list[list[str]]) -> Path:
+    """Where the encoded bank of a caption set is cached: keyed by the captions themselves, so a bank built from
+    other captions (an older caption rule, the concept index's full alias set) is never reused."""
+    return cache_dir() / f"captions-{kind}-{len(captions)}-{CONTEXT_TOKENS}-{captions_fingerprint(captions)}.pt"
+
+
 @torch.no_grad()
-def build_caption_bank(dataset: EmojiDataset, kind: str, device: str = "cpu") -> CaptionBank:
-    path = cache_dir() / f"captions-{kind}-{len(dataset)}-{CONTEXT_TOKENS}.pt"
+def build_caption_bank(captions_per_emoji: list[list[str]], kind: str, device: str = "cpu") -> CaptionBank:
+    """Every caption encoded once by the frozen MiniLM (cached on disk)."""
+    path = caption_bank_path(kind, captions_per_emoji)
     if path.exists():
         return CaptionBank(**torch.load(path))
     encoder = TextEncoder(device=device, cache_size=0)
-    captions = [c for caption_list in dataset.captions for c in caption_list]
-    emoji_of_caption = torch.tensor([i for i, cs in enumerate(dataset.captions) for _ in cs])
+    captions = [c for caption_list in captions_per_emoji for c in caption_list]
+    emoji_of_caption = torch.tensor([i for i, cs in enumerate(captions_per_emoji) for _ in cs])
     tokens, pooled = [], []
     for start in tqdm(range(0, len(captions), 256), desc="encoding captions"):
         encoded = encoder.encode(captions[start:start + 256])
@@ -111,9 +119,17 @@ def build_caption_bank(dataset: EmojiDataset, kind: str, device: str = "cpu") ->
     return CaptionBank(**fields)
 
 
+def training_captions(dataset: EmojiDataset, kind: str) -> list[list[str]]:
+    """The generators' captions (see ``genimg.train.captions``). Vocabulary neighbours are added for the emoji set;
+    the procedural stand-in of the tests keeps its own captions, less borrowed names."""
+    neighbours = cached_name_neighbours(dataset, kind) if kind == "emoji" else {}
+    return generator_captions(dataset, neighbours)
+
+
 def load_training_data(config: TrainConfig, device) -> tuple[EmojiDataset, torch.Tensor, CaptionBank]:
     dataset = load_dataset(config.dataset)
-    bank = build_caption_bank(dataset, config.dataset, "cuda" if torch.cuda.is_available() else "cpu")
+    bank = build_caption_bank(training_captions(dataset, config.dataset), config.dataset,
+                              "cuda" if torch.cuda.is_available() else "cpu")
     if config.balance != "uniform":
         bank = bank.weighted(sampling_weights(dataset.names, config.balance))
     return dataset, images_tensor(dataset, device), bank.to(device)

@@ -12,7 +12,7 @@ from genimg.train.data import load_dataset, phrasings
 
 def build(config: TrainConfig) -> dict:
     dataset = load_dataset(config.dataset)
-    bank = build_caption_bank(dataset, config.dataset)
+    bank = build_caption_bank(dataset.captions, config.dataset)
     captions = [caption for caption_list in dataset.captions for caption in caption_list]
     # "pizza emoji", "an emoji of a pizza", "a picture of pizza" only wrap the name in fixed words: on the paraphrase
     # list they matched no better than the name and "a pizza", and they would more than double the index.

@@ -67,13 +67,13 @@ def _clean_name(code: str) -> str:
     return code.strip(":").replace("_", " ").strip()
 
 
-def _with_article(name: str) -> str:
+def with_article(name: str) -> str:
     return ("an " if name[0] in "aeiou" else "a ") + name
 
 
 def phrasings(name: str) -> list:
     """The fixed phrasings around a name; the first ("a pizza") is how users start most prompts."""
-    return [_with_article(name), f"{name} emoji", f"an emoji of {_with_article(name)}", f"a picture of {name}"]
+    return [with_article(name), f"{name} emoji", f"an emoji of {with_article(name)}", f"a picture of {name}"]
 
 
 def captions_for(name: str, aliases: list) -> list:
