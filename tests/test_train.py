@@ -81,9 +81,21 @@ def test_gan_fine_tuning_starts_from_the_given_generator(tmp_path):
     run("gan", config(tmp_path / "tuned", steps=1, learning_rate=1e-6, init_from=str(tmp_path / "gan")))
     tuned = TextConditionalGenerator.from_pretrained(tmp_path / "tuned", torch_dtype=torch.float32)
     fresh = TextConditionalGenerator()
-    distance = lambda a, b: sum((x - y).abs().sum() for x, y in zip(a.parameters(), b.parameters()))
     assert distance(tuned, start) < 0.01 * distance(fresh, start)
     assert "EMA" in (tmp_path / "tuned" / "README.md").read_text()
+
+
+def distance(a: torch.nn.Module, b: torch.nn.Module) -> torch.Tensor:
+    return sum((x - y).abs().sum() for x, y in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.slow
+def test_vae_fine_tuning_starts_from_the_given_vae(tmp_path):
+    run("vae", config(tmp_path / "vae", steps=2))
+    start = TextConditionalVAE.from_pretrained(tmp_path / "vae", torch_dtype=torch.float32)
+    run("vae", config(tmp_path / "tuned", steps=1, learning_rate=1e-6, init_from=str(tmp_path / "vae")))
+    tuned = TextConditionalVAE.from_pretrained(tmp_path / "tuned", torch_dtype=torch.float32)
+    assert distance(tuned, start) < 0.01 * distance(TextConditionalVAE(), start)
 
 
 def caption_bank(num_emoji: int) -> CaptionBank:

@@ -19,8 +19,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--teacher", help="distill, prune-*: the model to learn from (default: the shipped one)")
-    parser.add_argument("--init-from", help="fine-tuning: unet starts from this pipeline folder's weights, gan from "
-                                            "this generator folder's")
+    parser.add_argument("--init-from", help="fine-tuning: unet starts from this pipeline folder's weights, gan and vae "
+                                            "from this model folder's")
     parser.add_argument("--balance", default="uniform", choices=["uniform", "sqrt-family"],
                         help="how often each emoji is drawn: 'sqrt-family' draws skin-tone variants less (1/sqrt of "
                              "their family's size) and every distinct emoji more")

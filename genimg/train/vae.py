@@ -18,7 +18,9 @@ KL_WEIGHT = 1e-2
 def train(config: TrainConfig) -> dict:
     accelerator = make_accelerator(config)
     dataset, images, bank = load_training_data(config, accelerator.device)
-    model = TextConditionalVAE()
+    # Fine-tuning starts from a saved VAE folder (encoder and decoder both: the encoder shapes what the decoder sees).
+    model = (TextConditionalVAE.from_pretrained(config.init_from, torch_dtype=torch.float32)
+             if config.init_from else TextConditionalVAE())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
 
