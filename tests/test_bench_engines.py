@@ -3,7 +3,7 @@ import dataclasses
 
 from genimg.bench.config import STOCK, BenchConfig
 from genimg.bench.engines import (_fp32_score, engine_kind, engine_lines, engine_sweep, engine_targets,
-                                  engine_winners, fp32_reference, pruning_sweep, uses_engines)
+                                  engine_winners, fp32_reference, pruning_sweep, race_sweep, uses_engines)
 
 
 def row(config: BenchConfig, ms: float, score: float = 50.0) -> dict:
@@ -34,6 +34,24 @@ def test_the_sweep_has_every_peer_and_every_engine():
                      ("openvino", "fp32", "int8")}
     latent = {(c.engine, c.quantize) for c in configs if c.backend == "latent"}
     assert {("openvino", "int8"), ("torch", "int8"), ("openvino", None), ("torch", None)} <= latent
+
+
+def test_the_race_puts_the_int8_peer_in_both_precisions_beside_genimgs_fastest_settings():
+    configs = race_sweep()
+    peers = {(c.precision, c.quantize) for c in configs if c.backend == STOCK and c.engine == "openvino"}
+    assert peers == {("fp32", "int8"), ("bf16", "int8")}
+    assert BenchConfig(STOCK, steps=4) in configs and BenchConfig("latent", steps=4) in configs  # fp32 references
+    ours = [c for c in configs if c.backend == "latent" and c.engine == "openvino"]
+    assert {c.guidance_cutoff for c in ours} == {None, 0.5} and {c.precision for c in ours} == {"fp32", "bf16"}
+    assert {c.steps for c in configs} == {4}
+
+
+def test_the_unet_target_is_read_against_the_peers_fastest_int8_unet():
+    calls = [{"label": "stock diffusers openvino+fp32+int8", "quantize": "int8", "ms_per_call": 9.0},
+             {"label": "stock diffusers openvino+bf16+int8", "quantize": "int8", "ms_per_call": 7.0},
+             {"label": "genimg openvino+bf16+int8", "quantize": "int8", "ms_per_call": 8.0}]
+    target = engine_targets([], calls)["unet_per_call"]
+    assert target["target_ms"] == 7.0 and target["value"] == 8.0 and not target["hit"]
 
 
 def test_the_pruning_sweep_pairs_every_pruned_row_with_its_unpruned_twin_and_the_peer():

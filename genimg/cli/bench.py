@@ -16,6 +16,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quick", action="store_true", help="a small sweep (about a minute on 2 CPU cores)")
     parser.add_argument("--engines", action="store_true", help="the CPU engine race instead: torch vs OpenVINO, "
                                                                "fp32/bf16/int8, against stock diffusers on OpenVINO")
+    parser.add_argument("--race", action="store_true", help="issue 15's race alone: the OpenVINO int8 peer (f32 and "
+                        "bf16 for the rest) against genimg's fastest CPU settings, same weights and steps")
     parser.add_argument("--pruning", action="store_true", help="pruned against unpruned weights (latent, gan), on "
                         "torch and OpenVINO int8, beside the OpenVINO int8 peer, with prompt-match (10-20 minutes)")
     parser.add_argument("--out", default="outputs/bench", help="folder for NAME.json/.csv/.md/.png")
@@ -35,7 +37,10 @@ def add_parser(subparsers) -> None:
 
 def settings_from(args: argparse.Namespace) -> BenchSettings:
     quick = args.quick
-    pick = (lambda value, full, small: value if value is not None else (small if quick else full))
+
+    def pick(value, full, small):
+        return value if value is not None else (small if quick else full)
+
     prompts = pick(args.prompts, len(PROMPTS), 4)
     return BenchSettings(warmup_rounds=pick(args.warmup, 2, 1), rounds=pick(args.rounds, 10, 5),
                          floor_rounds=pick(args.rounds, 10, 5), prompts=PROMPTS[:max(1, prompts)],
@@ -53,6 +58,10 @@ def main(args: argparse.Namespace) -> int:
         from genimg.bench.engines import engine_sweep
 
         configs = engine_sweep(args.steps)
+    if args.race:
+        from genimg.bench.engines import race_sweep
+
+        configs = race_sweep(args.steps)
     if args.pruning:
         from genimg.bench.engines import pruning_sweep
 
