@@ -101,7 +101,8 @@ def full_sweep(stock_steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
     s, bf16 = stock_steps, dict(precision="bf16")
     return [
         BenchConfig("gan"), BenchConfig("gan", **bf16), BenchConfig("gan", channels_last=True, **bf16),
-        BenchConfig("gan", channels_last=True, compile=True, **bf16), BenchConfig("gan", channels_last=True, compile=True),
+        BenchConfig("gan", channels_last=True, compile=True, **bf16),
+        BenchConfig("gan", channels_last=True, compile=True),
         BenchConfig("gan", channels_last=True, batch_size=big_batch, **bf16),
         BenchConfig("vae"), BenchConfig("vae", channels_last=True, **bf16),
         BenchConfig("latent", steps=20),

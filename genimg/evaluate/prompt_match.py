@@ -7,7 +7,8 @@ when its intended emoji ranks within the first k. Prompts come in two sets: ``na
 fixed seed, each generated from its plain name) and ``paraphrases`` (what a user would type, see PARAPHRASES).
 Every config runs with concept matching off (the model alone); the paraphrases run again with it on
 (``paraphrases_matched``: each prompt drawn as the emoji whose caption is nearest, see ``genimg.concepts``), and
-``names_kept_by_matching`` says how many names matching leaves as they are (for those, the names scores hold with it on).
+``names_kept_by_matching`` says how many names matching leaves as they are (for those, the names scores hold with it
+on).
 The ``oracle`` row scores the real dataset images the same way: the ceiling the metrics allow.
 """
 from __future__ import annotations
@@ -368,8 +369,8 @@ def to_markdown(report: dict) -> str:
              f"by L2 distance. {sets.get('names', 0)} dataset names, {sets.get('paraphrases', 0)} paraphrases. "
              f"Latency: median ms per image at batch {report['settings']['latency_batch_size']} on "
              f"{report['settings']['device']} ({report['settings']['precision']}).", "",
-             "Paraphrases matched: the same paraphrases with concept matching on (each drawn as the emoji whose caption is "
-             "nearest to it); matching leaves the names as they are where `kept` says 100%.", "",
+             "Paraphrases matched: the same paraphrases with concept matching on (each drawn as the emoji whose "
+             "caption is nearest to it); matching leaves the names as they are where `kept` says 100%.", "",
              "| config | steps | ms / image | names: judge | names: pixels | paraphrases: judge | paraphrases: pixels "
              "| paraphrases matched: judge | paraphrases matched: pixels | kept |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
