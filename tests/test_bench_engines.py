@@ -42,7 +42,7 @@ def test_the_race_puts_the_int8_peer_in_both_precisions_beside_genimgs_fastest_s
     assert peers == {("fp32", "int8"), ("bf16", "int8")}
     assert BenchConfig(STOCK, steps=4) in configs and BenchConfig("latent", steps=4) in configs  # fp32 references
     ours = [c for c in configs if c.backend == "latent" and c.engine == "openvino"]
-    assert {c.guidance_cutoff for c in ours} == {None, 0.5} and {c.precision for c in ours} == {"fp32", "bf16"}
+    assert {c.guidance_cutoff for c in ours} == {None, 0.5, 0.25} and {c.precision for c in ours} == {"fp32", "bf16"}
     assert {c.steps for c in configs} == {4}
 
 

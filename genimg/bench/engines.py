@@ -58,6 +58,8 @@ def race_sweep(steps: int = 4) -> list[BenchConfig]:
         BenchConfig("latent", steps=s), BenchConfig("latent", steps=s, compile=True, **cut),
         BenchConfig("latent", steps=s, **ov), BenchConfig("latent", steps=s, **ov, **bf16),
         BenchConfig("latent", steps=s, **ov, **cut), BenchConfig("latent", steps=s, **ov, **bf16, **cut),
+        # Guidance on the first step alone: one batch-2 UNet call instead of two; its prompt-match says what it cost.
+        BenchConfig("latent", steps=s, guidance_cutoff=0.25, **ov, **bf16),
     ]
 
 
