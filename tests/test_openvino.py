@@ -57,9 +57,11 @@ def test_openvino_matches_torch_and_a_second_load_converts_nothing(tmp_path):
     assert converted.config.cross_attention_dim == 32  # attributes fall through to the torch module
     assert any("converted" in note for note in notes)
 
-    other_batch = unet_inputs(3, seed=1)  # another batch size: the same compiled model (the batch is dynamic)
+    other_batch = unet_inputs(3, seed=1)  # another batch size: the same converted model, compiled at its shapes
     torch.testing.assert_close(call(converted, *other_batch), call(unet, *other_batch), atol=1e-4, rtol=1e-4)
-    assert converted.stats == {**converted.stats, "converted": 1, "compiled": 1}
+    assert converted.stats == {**converted.stats, "converted": 1, "loaded_from_cache": 0, "compiled": 2}
+    call(converted, *unet_inputs(2, seed=2))  # a batch size seen before: nothing new
+    assert converted.stats == {**converted.stats, "converted": 1, "loaded_from_cache": 0, "compiled": 2}
 
     restarted_notes = []
     restarted = OpenVINOModule(tiny_unet(), "fp32", name="UNet", notes=restarted_notes, cache_dir=tmp_path)
@@ -157,3 +159,26 @@ def test_embedded_lcm_on_openvino_draws_the_torch_images_and_restarts_from_disk(
     restarted.generate("a red apple", steps=2)
     assert restarted.unet.stats["converted"] == 0 and restarted.decode_fn.stats["converted"] == 0
     assert restarted.unet.stats["loaded_from_cache"] == 1
+
+
+class DynamicBatchNet(SmallNet):
+    openvino_dynamic_batch = True  # as a module OpenVINO cannot compile at static shapes says
+
+
+def test_one_compiled_model_per_batch_size_unless_the_module_asks_for_a_dynamic_batch(tmp_path):
+    images = [torch.randn((batch, 4, 8, 8), generator=torch.Generator().manual_seed(batch)) for batch in (1, 2, 1)]
+    for net, compiled in ((SmallNet(), 2), (DynamicBatchNet(), 1)):
+        converted = OpenVINOModule(net, "fp32", name=type(net).__name__, cache_dir=tmp_path)
+        for batch in images:
+            with torch.inference_mode():
+                torch.testing.assert_close(converted(batch), net(batch), atol=1e-5, rtol=1e-5)
+        assert converted.stats["compiled"] == compiled and converted.stats["converted"] == 1
+
+
+def test_the_film_generators_ask_for_a_dynamic_batch():
+    from genimg.accel.openvino import needs_dynamic_batch
+    from genimg.models.cvae import TextConditionalVAE
+    from genimg.models.gan import TextConditionalGenerator
+
+    assert needs_dynamic_batch(TextConditionalGenerator()) and needs_dynamic_batch(TextConditionalVAE())
+    assert not needs_dynamic_batch(tiny_unet())

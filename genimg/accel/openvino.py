@@ -11,9 +11,12 @@ How a call finds its compiled model:
    signature without the batch size, the precision, the quantisation and the OpenVINO version. On a miss,
    ``openvino.convert_model`` traces a float32 copy of the module (the batch dimension stays dynamic), NNCF quantises it
    when asked (``genimg.accel.quantize``), and the result is saved there.
-3. The model is reshaped to the call's shapes, the batch left dynamic (one compiled model for every batch size), and
-   compiled with ``openvino.Core().compile_model``; OpenVINO's own ``CACHE_DIR`` keeps the compiled blob, so a second
-   start converts and compiles nothing.
+3. The model is reshaped to the call's static shapes (one compiled model per batch size) and compiled with
+   ``openvino.Core().compile_model``; OpenVINO's own ``CACHE_DIR`` keeps the compiled blob, so a second start converts
+   and compiles nothing. Static shapes matter: on the 2-core AMD EPYC of issue 15 the int8 UNet took 2.4 / 3.9 ms at
+   batch 1 / 2 with static shapes and 6.0 / 9.8 ms with a dynamic batch, which also cost 5-6 ms more whenever the
+   batch size changed from the call before (a guidance cutoff's batch-1 steps after batch-2 ones). A module that
+   cannot be compiled at static shapes sets ``openvino_dynamic_batch = True`` and gets one model for every batch.
 
 Precision: ``bf16`` sets ``INFERENCE_PRECISION_HINT=bf16``, ``fp32`` sets ``f32``. Inputs travel as float32 (numpy has
 no bf16) and outputs come back in the caller's dtype. Measured on the 2-core AMD EPYC (Zen 4) of issue 15, the embedded
@@ -62,6 +65,12 @@ def _leaf_signature(leaf, batched: bool):
     return ("const", repr(leaf))
 
 
+def needs_dynamic_batch(module: torch.nn.Module) -> bool:
+    """Whether a module asks for one compiled model with a dynamic batch (``openvino_dynamic_batch = True`` on any of
+    its submodules) instead of one static-shape model per batch size."""
+    return any(getattr(part, "openvino_dynamic_batch", False) for part in module.modules())
+
+
 class _Positional(torch.nn.Module):
     """The module as a function of its tensor inputs only, returning a flat tuple of tensors (what OpenVINO traces)."""
 
@@ -96,13 +105,15 @@ class OpenVINOModule(ModuleWrapper):
         self.notes = notes if notes is not None else []
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
         self.stats = {"converted": 0, "loaded_from_cache": 0, "compiled": 0, "convert_s": 0.0, "compile_s": 0.0}
+        self.dynamic_batch = needs_dynamic_batch(module)
         self._weights_hash = None
+        self._converted: dict = {}  # batch-free cache key -> (converted openvino.Model, output spec)
         self._compiled: dict = {}  # signature -> (infer request, output spec, output dtype)
 
     def forward(self, *args, **kwargs):
         flat, spec = pytree.tree_flatten((args, kwargs))
         tensors = [leaf for leaf in flat if isinstance(leaf, torch.Tensor)]
-        key = (str(spec), tuple(_leaf_signature(leaf, batched=True) for leaf in flat))
+        key = (str(spec), tuple(_leaf_signature(leaf, batched=self.dynamic_batch) for leaf in flat))
         if key not in self._compiled:
             self._compiled[key] = self._prepare(flat, spec, tensors)
         request, output_spec, output_dtype = self._compiled[key]
@@ -114,11 +125,13 @@ class OpenVINOModule(ModuleWrapper):
     def _prepare(self, flat: list, spec, tensors: list[torch.Tensor]):
         import openvino as ov
 
-        model, output_spec = self._converted_model(flat, spec)
-        # Static shapes but the batch: one compiled model serves every batch size. (A fully static batch of 1 made
-        # OpenVINO 2026.4's compile_model crash on the GAN generator; a dynamic batch does not.)
-        model.reshape({model.inputs[i]: ov.PartialShape([-1, *t.shape[1:]] if t.dim() else [])
-                       for i, t in enumerate(tensors)})
+        converted_key = self.cache_key(flat, spec)  # batch-free: every batch size starts from one converted model
+        if converted_key not in self._converted:
+            self._converted[converted_key] = self._converted_model(flat, spec)
+        model, output_spec = self._converted[converted_key]
+        model = model.clone()
+        model.reshape({model.inputs[i]: ov.PartialShape([-1, *t.shape[1:]] if self.dynamic_batch and t.dim()
+                                                        else list(t.shape)) for i, t in enumerate(tensors)})
         start = time.perf_counter()
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS.get(self.precision, "f32"),
                   "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads(),

@@ -27,6 +27,10 @@ class FiLMUpBlock(nn.Module):
 class ConditionalDecoder(nn.Module):
     """(noise or latent vector, text embedding) -> 64x64 RGB in [-1, 1]: 4x4 seed grown by four FiLM up blocks."""
 
+    # OpenVINO 2026.4's CPU plugin segfaults in compile_model on a GroupNorm without affine followed by a per-sample
+    # scale and shift (FiLMUpBlock) at static shapes; with a dynamic batch it compiles (see genimg.accel.openvino).
+    openvino_dynamic_batch = True
+
     def __init__(self, z_dim: int, text_dim: int, channels: tuple = (256, 128, 64, 32, 16)):
         super().__init__()
         cond_dim = z_dim + text_dim
