@@ -60,6 +60,10 @@ def race_sweep(steps: int = 4) -> list[BenchConfig]:
         BenchConfig("latent", steps=s, **ov, **cut), BenchConfig("latent", steps=s, **ov, **bf16, **cut),
         # Guidance on the first step alone: one batch-2 UNet call instead of two; its prompt-match says what it cost.
         BenchConfig("latent", steps=s, guidance_cutoff=0.25, **ov, **bf16),
+        # ... and with a new prompt every call (the rows above reuse the cached prompt embedding, as the peer cannot).
+        BenchConfig("latent", steps=s, guidance_cutoff=0.25, prompt_cache=False, **ov, **bf16),
+        # the fp32 references of the cutoff rows: their prompt-match is what "within 2 points of fp32" is read against
+        BenchConfig("latent", steps=s, **cut), BenchConfig("latent", steps=s, guidance_cutoff=0.25),
     ]
 
 
