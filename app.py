@@ -22,8 +22,9 @@ from genimg.serve.rest import image_route
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.threads import use_one_torch_thread
 from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
-from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, LIMITS, QUANTIZE_CHOICES, SCHEDULER_CHOICES, gpu, logger,
-                       number_input, pruned_models_present, queue_wait_ms, user_errors)
+from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, LIMITS, QUANTIZE_CHOICES,
+                       SCHEDULER_CHOICES, gpu, logger, number_input, pruned_models_present, queue_wait_ms,
+                       user_errors)
 from ui.compare import build_compare_tab
 from ui.generation import WARM_UP_PROMPT, load_generator, match_scores, run_generation
 from ui.img2img import build_img2img_tab
@@ -49,20 +50,22 @@ CSS = """.pixelated img { image-rendering: pixelated; }
 def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_size: int = 4, precision: str = "fp32",
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
-             engine: str = "torch", quantize: str = "none", pruned: bool = False, progress=gr.Progress()):
+             engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff: float = 1.0,
+             progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
-    ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so."""
+    ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so.
+    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step)."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
-                                           match_concepts, engine, quantize, pruned)
+                                           match_concepts, engine, quantize, pruned, guidance_cutoff)
         engine, quantize = engine or "torch", quantize or "none"
         # Options with a first-call cost: compile compiles, OpenVINO converts (and int8 calibrates) on the first call.
         costly = [name for name, on in (("torch.compile", compile), (f"engine {engine}", engine not in ("", "torch")),
                                         (f"quantize {quantize}", quantize not in ("", "none"))) if on]
         key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, engine, quantize, pruned, steps,
-               batch_size)
+               batch_size, guidance_cutoff)
         first_call_now = False
         if costly and key not in BREAK_EVEN.first_call_ms:  # timed once per configuration: the break-even needs it
             progress(0, desc=f"first call ({', '.join(costly)})")
@@ -76,7 +79,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         scores = match_scores(result.images, result.info["prompt"])
         # Against the same configuration without any of them: plain torch, no compile, no quantisation.
         break_even = costly and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
-            backend, precision, model, scheduler, False, tiny_decoder, match_concepts, pruned=pruned)[0].generate(
+            backend, precision, model, scheduler, False, tiny_decoder, match_concepts, pruned=pruned,
+            guidance_cutoff=guidance_cutoff)[0].generate(
             prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
@@ -87,7 +91,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        precision=precision, seed=seed, model=model, scheduler=scheduler,
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
-                                       engine=engine, quantize=quantize, pruned=bool(pruned)))
+                                       engine=engine, quantize=quantize, pruned=bool(pruned),
+                                       guidance_cutoff=guidance_cutoff))
     return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
@@ -168,8 +173,8 @@ dog); the result says what it was drawn as. Turn it off to condition the model o
 
 Speed options: precision (bf16 halves memory traffic and is fast on CPUs with bf16 units; fp16 needs a GPU),
 scheduler, `torch.compile`, tiny decoder, engine (OpenVINO on the CPU: converted once, then read from a disk cache)
-and quantize (int8; fp8 on GPUs with fp8 units); the Python API adds channels_last, fused QKV, CUDA graphs and a
-guidance cutoff (classifier-free guidance on the first steps only).
+quantize (int8; fp8 on GPUs with fp8 units) and guidance on the first steps only (guided backends: one UNet pass
+instead of two after the cutoff); the Python API adds channels_last, fused QKV and CUDA graphs.
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
 
@@ -196,6 +201,8 @@ def build_generate_tab() -> None:
                                          info="openvino: CPU; converted once, cached on disk")
                     quantize = gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize",
                                            info="int8: CPU/CUDA; fp8: GPUs with fp8 units")
+                guidance_cutoff = gr.Dropdown(GUIDANCE_CUTOFF_CHOICES, value=1.0, label="Guidance on",
+                                              info="guided backends (latent, model=): fewer UNet passes after it")
                 pruned = gr.Checkbox(label="Pruned weights (gan, latent)", visible=pruned_models_present(),
                                      info="channel-pruned, then distilled: fewer FLOPs, lower prompt-match")
                 match_concepts = gr.Checkbox(value=True, label="Match the prompt to a known emoji",
@@ -210,7 +217,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts, negative_prompt, engine, quantize, pruned]
+              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 

@@ -127,6 +127,26 @@ def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
     assert "engine='openvino'" in code and "quantize='int8'" in code  # copy as code carries them
 
 
+def test_compare_puts_guidance_on_every_step_beside_guidance_on_the_first_steps_only(client):
+    gallery, _, _, downloads, code = client.predict(
+        "rocket", 0, backend_1="latent", steps_1=4, backend_2="latent", steps_2=4, guidance_cutoff_2=0.25,
+        backend_3="off", backend_4="off", repeats=1, api_name="/compare")
+    results = json.loads(Path(next(path for path in downloads if path.endswith(".json"))).read_text())["results"]
+    assert [row["config"] for row in results] == ["1. latent fp32 4 steps",
+                                                  "2. latent fp32 4 steps guidance on 25% of steps"]
+    every_step, first_step = (path.read_bytes() for path in images_of(gallery))
+    assert every_step != first_step  # 3 of the 4 steps ran without the unconditional pass
+    assert "guidance_cutoff=0.25" in code and "--guidance-cutoff 0.25" in code
+
+
+def test_generate_takes_a_guidance_cutoff_and_refuses_one_outside_the_steps(client):
+    request = dict(prompt="rocket", backend="latent", steps=4, batch_size=1, precision="fp32", seed=0)
+    _, latency = client.predict(**request, guidance_cutoff=0.5, api_name="/generate")
+    assert "guidance_cutoff=0.5)" in latency and "--guidance-cutoff 0.5" in latency  # copy as code carries it
+    with pytest.raises(Exception, match="guidance_cutoff must be a fraction|not in the list of choices"):
+        client.predict(**request, guidance_cutoff=2.0, api_name="/generate")
+
+
 def test_generate_takes_engine_and_quantize_and_refuses_fp8_on_a_cpu(client):
     request = dict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
     gallery, latency = client.predict(**request, engine="openvino", api_name="/generate")

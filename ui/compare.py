@@ -13,8 +13,8 @@ import gradio as gr
 from genimg.options import MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from genimg.serve import report
 from genimg.serve.reproduce import reproduce_compare
-from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, OFF, QUANTIZE_CHOICES, SCHEDULER_CHOICES, gpu, number_input,
-                       pruned_models_present, user_errors)
+from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, OFF, QUANTIZE_CHOICES,
+                       SCHEDULER_CHOICES, gpu, number_input, pruned_models_present, user_errors)
 from ui.generation import load_generator, match_scores, run_generation
 
 # Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
@@ -59,7 +59,8 @@ def compare(prompt: str, seed: int = 0,
             engine_1: str = "torch", quantize_1: str = "none", engine_2: str = "torch", quantize_2: str = "none",
             engine_3: str = "torch", quantize_3: str = "none", engine_4: str = "torch", quantize_4: str = "none",
             pruned_1: bool = False, pruned_2: bool = False, pruned_3: bool = False, pruned_4: bool = False,
-            progress=gr.Progress()):
+            guidance_cutoff_1: float = 1.0, guidance_cutoff_2: float = 1.0, guidance_cutoff_3: float = 1.0,
+            guidance_cutoff_4: float = 1.0, progress=gr.Progress()):
     """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
     is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
 
@@ -68,13 +69,17 @@ def compare(prompt: str, seed: int = 0,
     """
     import pandas as pd
 
+    columns = [(backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1, pruned_1,
+                guidance_cutoff_1),
+               (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2, pruned_2,
+                guidance_cutoff_2),
+               (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3, pruned_3,
+                guidance_cutoff_3),
+               (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4, pruned_4,
+                guidance_cutoff_4)]
     configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t), engine=e or "torch",
-                    quantize=q or "none", pruned=bool(pr)) for b, p, s, sc, t, e, q, pr in (
-        (backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1, pruned_1),
-        (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2, pruned_2),
-        (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3, pruned_3),
-        (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4, pruned_4))
-        if b and b != OFF]
+                    quantize=q or "none", pruned=bool(pr), guidance_cutoff=1.0 if g in (None, "") else g)
+               for b, p, s, sc, t, e, q, pr, g in columns if b and b != OFF]
     if len(configs) < 2:
         raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
     repeats = checked_repeats(repeats)
@@ -84,7 +89,7 @@ def compare(prompt: str, seed: int = 0,
             progress(0, desc=f"{index}/{len(configs)}: loading {config['backend']}")
             generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
                                           False, config["tiny_decoder"], True, config["engine"], config["quantize"],
-                                          config["pruned"])
+                                          config["pruned"], config["guidance_cutoff"])
             single_pass = generator.default_steps is None
             steps = None if single_pass else config["steps"]
             # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
@@ -114,8 +119,8 @@ def build_compare_tab() -> None:
         seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
         repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
                                          info="timed runs per configuration, after one warm-up run timed apart"))
-    # Engine, then pruned inputs go last: older API callers' positions stay valid.
-    config_inputs, engine_inputs, pruned_inputs = [], [], []
+    # Engine, pruned, then guidance inputs go last: older API callers' positions stay valid.
+    config_inputs, engine_inputs, pruned_inputs, cutoff_inputs = [], [], [], []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
             with gr.Column(min_width=180):
@@ -131,6 +136,7 @@ def build_compare_tab() -> None:
                                   gr.Dropdown(QUANTIZE_CHOICES, value="none", label="Quantize")]
                 pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)",
                                                  visible=pruned_models_present()))
+                cutoff_inputs.append(gr.Dropdown(GUIDANCE_CUTOFF_CHOICES, value=1.0, label="Guidance on"))
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
@@ -141,5 +147,5 @@ def build_compare_tab() -> None:
                            x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
     code = gr.Markdown(elem_id="compare-code")
-    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs, *pruned_inputs],
+    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs, *pruned_inputs, *cutoff_inputs],
                  [gallery, chart, table, downloads, code], api_name="compare", concurrency_id="models")

@@ -27,7 +27,7 @@ def checked_model(model) -> str | None:
 
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
-                   engine: str = "torch", quantize: str = "none", pruned: bool = False):
+                   engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None):
     """The cached generator for these options, and how long loading took (about 0 when it was cached)."""
     model = checked_model(model)
     start = time.perf_counter()
@@ -36,7 +36,8 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
     generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
                             tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
                             match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
-                            quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned)
+                            quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
+                            guidance_cutoff=common.guidance_cutoff_option(guidance_cutoff))
     return generator, time.perf_counter() - start
 
 

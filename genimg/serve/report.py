@@ -80,7 +80,8 @@ def live_markdown(result) -> str:
 
 
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
-                 single_pass: bool, engine: str = "torch", quantize: str | None = None, pruned: bool = False) -> str:
+                 single_pass: bool, engine: str = "torch", quantize: str | None = None, pruned: bool = False,
+                 guidance_cutoff: float | None = None) -> str:
     """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
     parts = [f"{index}. {backend}"] + (["pruned"] if pruned else []) + (["OpenVINO"] if engine == "openvino" else [])
     parts.append(precision)
@@ -90,6 +91,8 @@ def config_label(index: int, backend: str, precision: str, steps, scheduler: str
         parts.append(scheduler)
     if tiny_decoder:
         parts.append("tiny decoder")
+    if guidance_cutoff not in (None, 1, 1.0) and not single_pass:
+        parts.append(f"guidance on {guidance_cutoff:.0%} of steps")
     return " ".join(parts)
 
 

@@ -10,7 +10,7 @@ CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precisi
              "tiny_decoder": "--tiny-decoder", "compile": "--compile", "steps": "--steps",
              "batch_size": "--batch-size", "seed": "--seed", "guidance": "--guidance",
              "negative_prompt": "--negative-prompt", "engine": "--engine", "quantize": "--quantize",
-             "pruned": "--pruned"}
+             "pruned": "--pruned", "guidance_cutoff": "--guidance-cutoff"}
 
 
 def _arguments(values: dict) -> str:
@@ -92,6 +92,8 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
         load["quantize"] = arguments["quantize"]
     if arguments.get("pruned"):
         load["pruned"] = True
+    if arguments.get("guidance_cutoff") not in (None, "", 1, 1.0):
+        load["guidance_cutoff"] = arguments["guidance_cutoff"]
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
             "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None}
