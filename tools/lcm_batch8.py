@@ -20,6 +20,7 @@ CONFIGS = {
     "openvino fp32": dict(precision="fp32", engine="openvino"),
     "openvino bf16": dict(precision="bf16", engine="openvino"),
     "openvino int8": dict(precision="fp32", engine="openvino", quantize="int8"),
+    "openvino int8 + bf16": dict(precision="bf16", engine="openvino", quantize="int8"),
 }
 COMPILED = {"torch fp32 + compile": dict(precision="fp32", compile=True),
             "torch bf16 + compile": dict(precision="bf16", compile=True)}
