@@ -52,7 +52,8 @@ def race_sweep(steps: int = 4) -> list[BenchConfig]:
     its UNet and decoder on OpenVINO NNCF int8) with OpenVINO running the rest in f32 (genimg's ``fp32``) and in bf16
     (OpenVINO's own default where the CPU has bf16 units, as FastSD CPU leaves it), against genimg's fastest settings
     on the same weights and steps. 10-20 minutes on 2 cores, less once the conversions are in the disk cache."""
-    s, ov, cut, bf16 = steps, dict(engine="openvino", quantize="int8"), dict(guidance_cutoff=0.5), dict(precision="bf16")
+    s, ov, cut = steps, dict(engine="openvino", quantize="int8"), dict(guidance_cutoff=0.5)
+    bf16 = dict(precision="bf16")
     return [
         BenchConfig(STOCK, steps=s), BenchConfig(STOCK, steps=s, **ov), BenchConfig(STOCK, steps=s, **ov, **bf16),
         BenchConfig("latent", steps=s), BenchConfig("latent", steps=s, compile=True, **cut),
