@@ -133,6 +133,14 @@ def check_quantize(quantize: str | None, device: str, capability: tuple[int, int
                                     f"{capability[0]}.{capability[1]}. Use quantize='int8' (weight-only).")
 
 
+def guidance_cutoff_or_none(cutoff):
+    """A front end's guidance cutoff as SpeedOptions takes it: guidance on every step (1, or nothing given) is None, so
+    it shares one cached generator and one label; anything else is passed on for ``validated`` to check."""
+    if cutoff is None or cutoff == "" or (not isinstance(cutoff, bool) and cutoff == 1):
+        return None
+    return cutoff
+
+
 def clean_prompt(prompt) -> str:
     """Strip control/bidi characters and whitespace; refuse empty or absurdly long prompts."""
     if not isinstance(prompt, str):

@@ -54,3 +54,13 @@ def test_out_of_range_or_mistyped_values_are_refused(field, value):
 def test_valid_request_passes_and_normalises():
     request = Request(prompt=" a cat ", steps=4.0, batch_size=2, seed=7, guidance=2).validated()
     assert request == Request(prompt="a cat", steps=4, batch_size=2, seed=7, guidance=2.0)
+
+
+def test_guidance_on_every_step_is_no_cutoff_and_anything_else_goes_on_to_be_checked():
+    from genimg.options import guidance_cutoff_or_none
+
+    assert [guidance_cutoff_or_none(v) for v in (None, "", 1, 1.0)] == [None] * 4
+    assert guidance_cutoff_or_none(0.25) == 0.25
+    assert guidance_cutoff_or_none(True) is True  # not taken for 1: validated() refuses it
+    with pytest.raises(InvalidRequest, match="guidance_cutoff"):
+        SpeedOptions(guidance_cutoff=guidance_cutoff_or_none(True)).validated()

@@ -18,11 +18,6 @@ ENGINE_CHOICES = ["torch", "openvino"]  # openvino: CPU, converted once and cach
 QUANTIZE_CHOICES = ["none", "int8", "fp8"]  # int8: CPU and CUDA; fp8: CUDA with fp8 units
 # Classifier-free guidance on the first fraction of the steps only (guided backends): fewer UNet passes.
 GUIDANCE_CUTOFF_CHOICES = [("every step", 1.0), ("first half of the steps", 0.5), ("first quarter", 0.25)]
-
-
-def guidance_cutoff_option(value) -> float | None:
-    """A UI or API cutoff as genimg.load takes it: every step (1, empty) is None; genimg validates the rest."""
-    return None if value in (None, "", 1, 1.0) else value
 OFF = "off"  # a Compare configuration left out
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.

@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 import genimg
+from genimg.options import guidance_cutoff_or_none
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.threads import on_torch_thread
 from ui import common
@@ -37,7 +38,7 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
                             tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
                             match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
                             quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
-                            guidance_cutoff=common.guidance_cutoff_option(guidance_cutoff))
+                            guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff))
     return generator, time.perf_counter() - start
 
 

@@ -8,6 +8,7 @@ import json
 import statistics
 from pathlib import Path
 
+from genimg.options import guidance_cutoff_or_none
 from genimg.timing import percentile
 
 
@@ -91,7 +92,7 @@ def config_label(index: int, backend: str, precision: str, steps, scheduler: str
         parts.append(scheduler)
     if tiny_decoder:
         parts.append("tiny decoder")
-    if guidance_cutoff not in (None, 1, 1.0) and not single_pass:
+    if guidance_cutoff_or_none(guidance_cutoff) is not None and not single_pass:
         parts.append(f"guidance on {guidance_cutoff:.0%} of steps")
     return " ".join(parts)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+from genimg.options import guidance_cutoff_or_none
+
 APP_URL = "http://127.0.0.1:7860/"  # where `python app.py` serves by default
 # CLI flags for genimg.load options and generate arguments (python -m genimg generate); booleans are switches.
 CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precision", "scheduler": "--scheduler",
@@ -92,7 +94,7 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
         load["quantize"] = arguments["quantize"]
     if arguments.get("pruned"):
         load["pruned"] = True
-    if arguments.get("guidance_cutoff") not in (None, "", 1, 1.0):
+    if guidance_cutoff_or_none(arguments.get("guidance_cutoff")) is not None:
         load["guidance_cutoff"] = arguments["guidance_cutoff"]
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
