@@ -10,8 +10,8 @@ import torch
 from transformers import BertModel
 
 from genimg.text import embed_token_ids
-from genimg.train.captions import neighbours_path
-from genimg.train.common import caption_bank_path, training_captions
+from genimg.train.captions import generator_captions, neighbours_path
+from genimg.train.common import caption_bank_path
 from genimg.train.data import EmojiDataset, cache_dir
 
 DATA = Path(".devdata")
@@ -38,7 +38,7 @@ def main() -> None:
     tokens, pooled = torch.cat(tokens), torch.cat(pooled)
     fields = dict(tokens=tokens[:-1], pooled=pooled[:-1], emoji_of_caption=ids["emoji_of_caption"],
                   empty_tokens=tokens[-1], empty_pooled=pooled[-1])
-    torch.save(fields, caption_bank_path("emoji", training_captions(dataset, "emoji")))
+    torch.save(fields, caption_bank_path("emoji", generator_captions(dataset, meta["neighbours"])))
     print(f"caption bank: {tuple(tokens.shape)}")
 
 

@@ -16,8 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genimg.text import load_tokenizer, minilm_folder
-from genimg.train.captions import cached_name_neighbours
-from genimg.train.common import training_captions
+from genimg.train.captions import cached_name_neighbours, generator_captions
 from genimg.train.data import load_dataset
 
 OUT = Path(".devdata")
@@ -31,11 +30,12 @@ def main() -> None:
     (OUT / "minilm").mkdir(parents=True)
     dataset = load_dataset("emoji")
     (OUT / "images.u8.xz").write_bytes(lzma.compress(dataset.images.tobytes(), preset=9))
+    neighbours = cached_name_neighbours(dataset, "emoji")  # the host has only a trimmed MiniLM: it gets them made
     (OUT / "meta.json").write_text(json.dumps({"shape": list(dataset.images.shape), "names": dataset.names,
                                                "captions": dataset.captions, "chars": dataset.chars,
-                                               "neighbours": cached_name_neighbours(dataset, "emoji")}))
+                                               "neighbours": neighbours}))
     tokenizer = load_tokenizer()
-    training = training_captions(dataset, "emoji")
+    training = generator_captions(dataset, neighbours)
     captions = [c for caption_list in training for c in caption_list]
     batch = tokenizer(captions + [""], padding="max_length", truncation=True, return_tensors="pt")
     used = torch.unique(batch["input_ids"])  # sorted: [PAD] (0) stays 0
