@@ -6,6 +6,7 @@ score comes from genimg (the Live, Image to image and Compare tabs are built in 
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -13,7 +14,6 @@ from pathlib import Path
 import gradio as gr
 
 from genimg.serve import report
-from genimg.serve.batching import batcher_for
 from genimg.serve.breakeven import BreakEvenCache
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
 from genimg.serve.memory import limit_malloc_arenas
@@ -26,7 +26,7 @@ from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES,
                        SCHEDULER_CHOICES, gpu, logger, number_input, pruned_models_present, queue_wait_ms,
                        user_errors)
 from ui.compare import build_compare_tab
-from ui.generation import WARM_UP_PROMPT, load_generator, match_scores, run_generation
+from ui.generation import WARM_UP_PROMPT, connect_cluster, draw_one, load_generator, match_scores, run_generation
 from ui.img2img import build_img2img_tab
 from ui.live import build_live_tab
 
@@ -97,11 +97,9 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
 
 
 def one_image(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
-    """One image through the cached generator's micro-batcher: concurrent calls with the same backend, precision and
-    steps share a batch. Serves /generate_one and POST /v1/image (genimg.serve.rest)."""
-    generator, _ = load_generator(backend, precision)
-    return batcher_for(generator, LIMITS.max_batch_size).generate(prompt, steps=steps or None, seed=seed,
-                                                                  timeout_s=LIMITS.request_timeout_s)
+    """One image through the cached generator's micro-batcher (or a cluster's replicas): concurrent calls with the
+    same backend, precision and steps share a batch. Serves /generate_one and POST /v1/image (genimg.serve.rest)."""
+    return draw_one(prompt, backend, steps, precision, seed)
 
 
 @gpu()
@@ -139,6 +137,8 @@ def one_image_info(result, started: float, queued_ms: float | None = None) -> di
     info = {key: result.info.get(key)
             for key in ("prompt", "drawn_as", "backend", "steps", "seed", "precision", "device", "notes")}
     server_ms = (time.perf_counter() - started) * 1000
+    # Which process drew it: this app's, or a cluster replica's (with the replica's Ray Serve id).
+    info.update(pid=result.info.get("pid", os.getpid()), replica=result.info.get("replica"))
     return {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings,
             "server_ms": server_ms, "queue_ms": queued_ms,
             "server_total_ms": None if queued_ms is None else queued_ms + server_ms}
@@ -298,10 +298,24 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
         middleware.append(Middleware(LoopbackHostGuard))  # a local app answers only requests addressed to it
     # POST /v1/image: one image in one HTTP exchange (genimg.serve.rest). Not on a ZeroGPU Space, where the GPU is
     # attached only inside Gradio's events.
-    routes = [] if os.environ.get("SPACES_ZERO_GPU") else [image_route(one_image, 2 * LIMITS.max_batch_size)]
+    cluster = os.environ.get("GENIMG_RAY_ADDRESS", "").strip()
+    drawer = connect_cluster(cluster) if cluster else None  # generations on a Ray Serve cluster (docs/scaling.md)
+    routes = [] if os.environ.get("SPACES_ZERO_GPU") else [image_route(one_image, 2 * LIMITS.max_batch_size,
+                                                                       draw=drawer and drawer.draw)]
     launch_options.setdefault("app_kwargs", {"middleware": middleware, "routes": routes})
     return demo.launch(theme=THEME, css=CSS, **launch_options)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The genimg web app (set-up and environment: docs/deployment.md).")
+    parser.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                        help="draw on the genimg application of a Ray cluster (`python -m genimg serve`); ADDRESS "
+                             "defaults to the cluster on this machine. Same as GENIMG_RAY_ADDRESS")
+    args = parser.parse_args(argv)
+    if args.ray:
+        os.environ["GENIMG_RAY_ADDRESS"] = args.ray
     launch()
+
+
+if __name__ == "__main__":
+    main()

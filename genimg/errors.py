@@ -31,3 +31,7 @@ class OutOfMemory(GenimgError):
 
 class NonFiniteOutput(GenimgError):
     """A model produced NaN or infinite values instead of an image."""
+
+
+class ServerBusy(GenimgError):
+    """The server could not take or finish a sound request now (full, or its worker was lost); send it again."""

@@ -73,7 +73,7 @@ def test_body_defaults_and_types():
 
 
 def test_server_timing_names_are_tokens():
-    header = server_timing({"total": 5.0, "text encoder": 1.25}, 0.5, 7.0)
+    header = server_timing({"total": 5.0, "text encoder": 1.25}, {"png": 0.5, "server": 7.0})
     assert header == "engine;dur=5.00, text-encoder;dur=1.25, png;dur=0.50, server;dur=7.00"
     assert parse_server_timing(header) == {"engine": 5.0, "text-encoder": 1.25, "png": 0.5, "server": 7.0}
 

@@ -9,6 +9,7 @@ import gradio as gr
 
 import genimg
 from genimg.options import guidance_cutoff_or_none
+from genimg.serve.batching import batcher_for
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.threads import on_torch_thread
 from ui import common
@@ -17,6 +18,8 @@ from ui.common import client_gone
 ASSETS_FOLDER = Path(__file__).resolve().parents[1] / "assets"
 # Warm-up runs use their own prompt, so the timed run still pays for encoding the user's prompt (once per generator).
 WARM_UP_PROMPT = "warm-up"
+# Where generations run: None in this process; a genimg.serve.cluster.RemoteDrawer once connect_cluster was called.
+CLUSTER = {"drawer": None}
 
 
 def checked_model(model) -> str | None:
@@ -29,17 +32,42 @@ def checked_model(model) -> str | None:
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
                    engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None):
-    """The cached generator for these options, and how long loading took (about 0 when it was cached)."""
+    """The cached generator for these options, and how long loading took (about 0 when it was cached). On a
+    cluster (``connect_cluster``), a stand-in whose generations run on the cluster's replicas."""
     model = checked_model(model)
     start = time.perf_counter()
     # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
     tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
-    generator = genimg.load(backend, precision=precision, model=model, compile=bool(compile),
-                            tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
-                            match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
-                            quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
-                            guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff))
+    options = dict(backend=backend, precision=precision, model=model, compile=bool(compile),
+                   tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
+                   match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
+                   quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
+                   guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff))
+    if CLUSTER["drawer"] is not None:
+        from genimg.serve.cluster import RemoteGenerator
+
+        return RemoteGenerator(CLUSTER["drawer"], options), 0.0
+    generator = genimg.load(options.pop("backend"), **options)
     return generator, time.perf_counter() - start
+
+
+def draw_one(prompt: str, backend: str, steps, precision: str, seed: int, **speed_options):
+    """One image: on the cluster's replicas (batched there by Ray Serve), else through this process's cached
+    generator and its micro-batcher. Every one-image path of the app (/generate_one, POST /v1/image) comes here."""
+    generator, _ = load_generator(backend, precision, **speed_options)
+    if CLUSTER["drawer"] is not None:
+        return generator.draw(prompt, steps=steps, seed=seed, timeout_s=common.LIMITS.request_timeout_s)
+    return batcher_for(generator, common.LIMITS.max_batch_size).generate(
+        prompt, steps=steps or None, seed=seed, timeout_s=common.LIMITS.request_timeout_s)
+
+
+def connect_cluster(address: str):
+    """From now on the app's generations run on the genimg application of the Ray cluster at ``address`` (started
+    by ``python -m genimg serve``); returns its drawer, for POST /v1/image."""
+    from genimg.serve.cluster import RemoteDrawer, generators_handle
+
+    CLUSTER["drawer"] = RemoteDrawer(generators_handle(address), common.LIMITS.request_timeout_s)
+    return CLUSTER["drawer"]
 
 
 def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,

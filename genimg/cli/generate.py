@@ -18,16 +18,26 @@ def add_parser(subparsers) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("prompt", nargs="?", help="what to draw")
     source.add_argument("--prompts-file", type=Path, help="one prompt per line; writes DIR/0000.png, DIR/0001.png...")
-    parser.add_argument("--backend", default="latent-lcm", choices=sorted(genimg.BACKENDS))
-    parser.add_argument("--model", help="latent only: a diffusers pipeline id or local folder")
+    add_load_options(parser)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--scheduler")
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--negative-prompt", help="what guidance steers away from (the guided 'latent' teacher; "
                                                   "elsewhere ignored, with a note)")
+    parser.add_argument("--timeout", type=float, help="seconds a prompt may take; checked between denoising steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("outputs"))
+    parser.add_argument("--json", action="store_true", help="print the timings of every prompt as JSON")
+    parser.set_defaults(handler=main)
+
+
+def add_load_options(parser) -> None:
+    """The arguments of genimg.load: backend, model, precision, device and the speed options (also `genimg serve`)."""
+    parser.add_argument("--backend", default="latent-lcm", choices=sorted(genimg.BACKENDS))
+    parser.add_argument("--model", help="latent only: a diffusers pipeline id or local folder")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--scheduler")
     parser.add_argument("--tiny-decoder", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--engine", choices=ENGINES, help="torch (default) or openvino (CPU; converted once, cached)")
@@ -37,11 +47,15 @@ def add_parser(subparsers) -> None:
                         help="classifier-free guidance on this first fraction of the steps only (0-1]")
     parser.add_argument("--no-match-concepts", dest="match_concepts", action="store_false", default=None,
                         help="condition the model on the prompt as typed, not on the nearest known emoji")
-    parser.add_argument("--timeout", type=float, help="seconds a prompt may take; checked between denoising steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("outputs"))
-    parser.add_argument("--json", action="store_true", help="print the timings of every prompt as JSON")
-    parser.set_defaults(handler=main)
+
+
+def load_options(args: argparse.Namespace) -> dict:
+    """genimg.load's keyword arguments (all but the backend) from add_load_options' arguments."""
+    options = {"device": args.device, "precision": args.precision, "model": args.model,
+               "tiny_decoder": args.tiny_decoder, "compile": args.compile, "pruned": args.pruned}
+    options.update({name: getattr(args, name) for name in ("scheduler", "guidance_cutoff", "match_concepts",
+                                                           "engine", "quantize") if getattr(args, name) is not None})
+    return options
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -64,12 +78,7 @@ def image_name(prompt_index: int, batch_index: int) -> str:
 def main(args: argparse.Namespace) -> int:
     try:
         prompts = read_prompts(args)
-        options = {"scheduler": args.scheduler} if args.scheduler else {}
-        options.update({name: getattr(args, name) for name in ("guidance_cutoff", "match_concepts", "engine",
-                                                               "quantize")
-                        if getattr(args, name) is not None})
-        generator = genimg.load(args.backend, device=args.device, precision=args.precision, model=args.model,
-                                tiny_decoder=args.tiny_decoder, compile=args.compile, pruned=args.pruned, **options)
+        generator = genimg.load(args.backend, **load_options(args))
         args.out.mkdir(parents=True, exist_ok=True)
         records = []
         for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):

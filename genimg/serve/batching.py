@@ -74,31 +74,47 @@ class MicroBatcher:
             self._run(batch)
 
     def _run(self, batch: list) -> None:
-        live = []
-        for request, deadline, future in batch:
-            try:
-                deadline.check("waiting in the batch queue")
-                live.append((request, deadline, future))
-            except GenerationTimeout as error:
-                future.set_exception(error)
-        if not live:
-            return
-        requests, deadlines, futures = zip(*live)
-        # The batch stops at the earliest deadline among its requests.
-        limits = [deadline.remaining_s() for deadline in deadlines if deadline.end is not None]
         generator = self._generator()
+        if generator is None:
+            error = GenimgError("The model was unloaded while this request waited; send it again.")
+            outcomes = [error] * len(batch)
+        else:
+            outcomes = draw_batch([(generator, request, deadline) for request, deadline, _ in batch])
+        for (_, _, future), outcome in zip(batch, outcomes):
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+
+def draw_batch(items: list[tuple]) -> list:
+    """``[(generator, Request, Deadline), ...]`` -> for each item, its Generation or the exception that stopped it.
+
+    The one place a batch of one-image requests is drawn, whoever formed it: the MicroBatcher's thread here, or
+    Ray Serve's ``@serve.batch`` in a replica (genimg.serve.cluster). Items of one generator with the same steps and
+    guidance run as one ``generate_batch`` call, which stops at the earliest deadline among them; an item whose
+    deadline passed while it waited fails alone, and an error of one group reaches only that group's items."""
+    outcomes: list = [None] * len(items)
+    groups: dict[tuple, list[int]] = {}
+    for index, (generator, request, deadline) in enumerate(items):
         try:
-            if generator is None:
-                raise GenimgError("The model was unloaded while this request waited; send it again.")
-            results = generator.generate_batch([r.prompt for r in requests], [r.seed for r in requests],
-                                               steps=requests[0].steps, guidance=requests[0].guidance,
-                                               timeout_s=min(limits) if limits else None)
-        except Exception as error:  # noqa: BLE001 - every waiting caller gets the batch's error, the worker lives on
-            for future in futures:
-                future.set_exception(error)
-            return
-        for future, result in zip(futures, results):
-            future.set_result(result)
+            deadline.check("waiting in the batch queue")
+        except GenerationTimeout as error:
+            outcomes[index] = error
+            continue
+        groups.setdefault((id(generator), request.steps, request.guidance), []).append(index)
+    for members in groups.values():
+        generator, first, _ = items[members[0]]
+        limits = [items[i][2].remaining_s() for i in members if items[i][2].end is not None]
+        try:
+            results = generator.generate_batch([items[i][1].prompt for i in members],
+                                               [items[i][1].seed for i in members], steps=first.steps,
+                                               guidance=first.guidance, timeout_s=min(limits) if limits else None)
+        except Exception as error:  # noqa: BLE001 - every caller of the group gets the error; the worker lives on
+            results = [error] * len(members)
+        for index, result in zip(members, results):
+            outcomes[index] = result
+    return outcomes
 
 
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

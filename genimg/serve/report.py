@@ -48,7 +48,8 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
         *(f"| {stage} | {ms:,.1f} | {100 * ms / total:.0f}% |" for stage, ms in timings.items() if stage != "total"),
         "",
         f"{info.get('model') or info['backend']} · {info['precision']} · {info['device']} · "
-        + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}",
+        + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}"
+        + drawn_by(info),
     ]
     if server_ms is not None:
         lines.append("\n" + server_line(total, *server_ms))
@@ -77,7 +78,12 @@ def live_markdown(result) -> str:
     stages = " · ".join(f"{stage} {ms:,.1f}" for stage, ms in timings.items() if stage != "total")
     return (f"**{timings['total']:,.1f} ms** to draw \u201c{info['prompt']}\u201d{drawn}  \n"
             f"{stages} ms · {info['backend']} {info['steps']} step{'s' if info['steps'] != 1 else ''} · "
-            f"{info['precision']} · {info['device']} · seed {info['seed']}")
+            f"{info['precision']} · {info['device']} · seed {info['seed']}{drawn_by(info)}")
+
+
+def drawn_by(info: dict) -> str:
+    """On a Ray Serve cluster, which replica (and its process) drew the result; nothing in a single process."""
+    return f" · replica {info['replica']} (pid {info['pid']})" if info.get("replica") else ""
 
 
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
