@@ -88,7 +88,7 @@ def test_past_max_waiting_the_server_says_busy_and_takes_the_next_one_when_free(
 
     release, entered = threading.Event(), threading.Event()
 
-    def generate(prompt, backend, steps, precision, seed):
+    def generate(prompt, backend="latent-lcm", steps=0, precision="fp32", seed=0):
         entered.set()
         release.wait(30)
         raise InvalidRequest("done waiting")
