@@ -55,8 +55,10 @@ def test_import_genimg_prints_nothing():
 
 
 @pytest.mark.slow
-def test_the_cli_prints_only_its_result(tmp_path):
-    result = run_python("-m", "genimg", "generate", "a red heart", "--backend", "latent-lcm", "--out", str(tmp_path))
+@pytest.mark.parametrize("options", [[], ["--tiny-decoder"]], ids=["kl-decoder", "tiny-decoder"])
+def test_the_cli_prints_only_its_result(tmp_path, options):
+    result = run_python("-m", "genimg", "generate", "a red heart", "--backend", "latent-lcm", *options,
+                        "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert not noise_in(result.stderr + result.stdout), result.stderr
     assert (tmp_path / "0000.png").exists() and "0000.png" in result.stdout
