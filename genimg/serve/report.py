@@ -177,3 +177,55 @@ def json_table(path: Path) -> str:
     rows = [" | ".join(f"{record.get(key, '')}" if not isinstance(record.get(key), float) else f"{record[key]:,.2f}"
                        for key in columns) for record in records]
     return "\n".join([f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *(f"| {row} |" for row in rows)])
+
+
+# The report a visitor sees first when nobody has run the benchmark on this machine: the race against the peers.
+FEATURED_BENCH = "cpu-race"
+# Sections of a benchmark report that stay in the full tables, never in the summary.
+DETAIL_SECTIONS = ("## Notes from the generators",)
+
+
+def split_bench_markdown(markdown: str) -> tuple[str, str]:
+    """A ``python -m genimg bench`` report -> (summary, tables). The summary keeps the command, the machine line and
+    every list of findings (which engine wins, targets); the tables, method notes and generator notes go to the
+    second part. The report's own title is dropped (the page has one)."""
+    summary, details, section, section_shown = [], [], "", False
+    blocks = [block for block in markdown.strip().split("\n\n") if block.strip()]
+    for index, block in enumerate(blocks):
+        first = block.lstrip().splitlines()[0]
+        if first.startswith("# "):
+            continue
+        if first.startswith("## "):
+            section, section_shown = first, False
+            details.append(block)
+            continue
+        following = blocks[index + 1].lstrip() if index + 1 < len(blocks) else ""
+        findings = first.startswith("- ") or (block.rstrip().endswith(":") and following.startswith("- "))
+        header = first.startswith("```") or first.startswith("Machine:")
+        if section not in DETAIL_SECTIONS and (header or (findings and not first.startswith("|"))):
+            if section and not header and not section_shown:  # the findings under their section's heading
+                summary.append(section)
+                section_shown = True
+            summary.append(block)
+        else:
+            details.append(block)
+    return "\n\n".join(summary), "\n\n".join(details)
+
+
+def bench_report(folders, root: Path, featured: str = FEATURED_BENCH) -> tuple[str | None, str, str] | None:
+    """(plot, summary, full tables) of the report to show: in the first folder holding any results, the
+    ``featured`` report if it is there, else the newest; None when no folder holds results."""
+    for folder in map(Path, folders):
+        tables = sorted(folder.glob("*.md"), key=lambda path: -path.stat().st_mtime)
+        tables = [path for path in tables if path.stem != "README"]
+        chosen = folder / f"{featured}.md" if (folder / f"{featured}.md").exists() else tables[0] if tables else None
+        if chosen is None:
+            found = newest_bench_result([folder], root)  # a plot or a JSON without a Markdown report
+            if found:
+                return found[0], found[1], ""
+            continue
+        plot = chosen.with_suffix(".png")
+        summary, details = split_bench_markdown(chosen.read_text())
+        source = f"_From `{chosen.relative_to(root)}`._" if chosen.is_relative_to(root) else ""
+        return (str(plot) if plot.exists() else None), "\n\n".join(filter(None, [summary, source])), details
+    return None
