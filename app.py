@@ -245,12 +245,9 @@ def build_benchmark_tab(demo: gr.Blocks) -> None:
     gr.Markdown("How fast genimg is against stock diffusers and its fastest peer, as `python -m genimg bench` "
                 "measured it: the summary and the speed-vs-quality plot first, every table below. A run of your own "
                 "(`outputs/bench/`) takes its place after **Reload**.")
-    with gr.Row():
-        with gr.Column(scale=3):
-            summary = gr.Markdown(elem_id="bench-summary")
-        with gr.Column(scale=2):
-            plot = gr.Image(label="Speed against prompt-match", type="filepath", interactive=False,
-                            elem_id="bench-plot")
+    summary = gr.Markdown(elem_id="bench-summary")
+    plot = gr.Image(label="Speed against prompt-match", show_label=False, type="filepath", interactive=False,
+                    height=520, elem_id="bench-plot")
     with gr.Accordion("Full tables", open=False, elem_id="bench-tables"):
         tables = gr.Markdown()
     reload_button = gr.Button("Reload")

@@ -190,6 +190,7 @@ def test_benchmark_tab_opens_on_the_race_summary_and_plot_with_every_table_folde
     plot, summary, tables = app.bench_results()  # no run of the visitor's own: the shipped race
     assert plot.endswith("assets/bench/cpu-race.png")
     assert "python -m genimg bench --race" in summary and "Machine:" in summary and "**2.09x**" in summary
+    assert summary.index("**2.09x**") < summary.index("## Targets")  # against the peers first
     assert "| config |" not in summary and "| config |" in tables and "## Notes from the generators" in tables
     assert not re.search(r"issue|target \d", summary + tables, re.IGNORECASE)
     accordions = [component["props"] for component in app.build_demo().config["components"]

@@ -183,13 +183,15 @@ def json_table(path: Path) -> str:
 FEATURED_BENCH = "cpu-race"
 # Sections of a benchmark report that stay in the full tables, never in the summary.
 DETAIL_SECTIONS = ("## Notes from the generators",)
+# Findings shown first in the summary: against the peers, before the sweep's own targets.
+FIRST_SECTIONS = ("## Engines and quantisation",)
 
 
 def split_bench_markdown(markdown: str) -> tuple[str, str]:
     """A ``python -m genimg bench`` report -> (summary, tables). The summary keeps the command, the machine line and
     every list of findings (which engine wins, targets); the tables, method notes and generator notes go to the
     second part. The report's own title is dropped (the page has one)."""
-    summary, details, section, section_shown = [], [], "", False
+    header, findings_by_section, details, section = [], {}, [], ""
     blocks = [block for block in markdown.strip().split("\n\n") if block.strip()]
     for index, block in enumerate(blocks):
         first = block.lstrip().splitlines()[0]
@@ -201,14 +203,14 @@ def split_bench_markdown(markdown: str) -> tuple[str, str]:
             continue
         following = blocks[index + 1].lstrip() if index + 1 < len(blocks) else ""
         findings = first.startswith("- ") or (block.rstrip().endswith(":") and following.startswith("- "))
-        header = first.startswith("```") or first.startswith("Machine:")
-        if section not in DETAIL_SECTIONS and (header or (findings and not first.startswith("|"))):
-            if section and not header and not section_shown:  # the findings under their section's heading
-                summary.append(section)
-                section_shown = True
-            summary.append(block)
+        if first.startswith("```") or first.startswith("Machine:"):
+            header.append(block)
+        elif findings and section not in DETAIL_SECTIONS:
+            findings_by_section.setdefault(section, [section] if section else []).append(block)
         else:
             details.append(block)
+    ordered = sorted(findings_by_section, key=lambda name: name not in FIRST_SECTIONS)  # stable otherwise
+    summary = header + [block for name in ordered for block in findings_by_section[name]]
     return "\n\n".join(summary), "\n\n".join(details)
 
 
