@@ -114,3 +114,10 @@ def test_readme_is_a_short_product_page():
     assert len(readme.splitlines()) <= 250
     assert "pip install -r requirements.txt && python app.py" in readme and "\npytest" in readme
     assert readme.count("| hardware, date |") == 1  # one results table
+
+
+def test_the_readme_shows_every_tab():
+    readme = (ROOT / "README.md").read_text()
+    for tab in ("generate", "live", "img2img", "compare", "benchmark"):  # tests/test_browser*.py save them
+        assert f"](assets/screenshots/{tab}.png)" in readme
+        assert (ROOT / "assets" / "screenshots" / f"{tab}.png").exists()
