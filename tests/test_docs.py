@@ -27,8 +27,8 @@ MAKING_OF = [re.compile(pattern, re.IGNORECASE) for pattern in (
     r"\b(this|last|next)\s+stop\b",                # "this stop's CI"
 )]
 
-DOCS = sorted({ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md"),
-               *(ROOT / "assets").rglob("*.md")})
+DOCS = sorted({ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "requirements.txt", ROOT / "pyproject.toml",
+               *(ROOT / "docs").glob("*.md"), *(ROOT / "assets").rglob("*.md")})
 CODE = sorted({ROOT / "app.py", *(ROOT / "genimg").rglob("*.py"), *(ROOT / "ui").rglob("*.py"),
                *(ROOT / "tools").rglob("*.py")})
 SHELL = sorted((ROOT / "tools").rglob("*.sh"))
