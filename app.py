@@ -144,11 +144,12 @@ def one_image_info(result, started: float, queued_ms: float | None = None) -> di
             "server_total_ms": None if queued_ms is None else queued_ms + server_ms}
 
 
-def bench_results() -> tuple[str | None, str]:
-    """The newest benchmark plot and table on disk (``python -m genimg bench`` writes them), or how to make them."""
-    return report.newest_bench_result(BENCH_FOLDERS, ROOT) or (None, (
+def bench_results() -> tuple[str | None, str, str]:
+    """The plot, summary and full tables of the benchmark report on disk: this machine's newest run of
+    ``python -m genimg bench`` (outputs/bench), else the shipped race against the peers (assets/bench)."""
+    return report.bench_report(BENCH_FOLDERS, ROOT) or (None, (
         "No benchmark results yet. Run `python -m genimg bench` (it writes `outputs/bench/`), then press **Reload**. "
-        "This tab shows results from files only; it does not run the benchmark."))
+        "This tab shows results from files only; it does not run the benchmark."), "")
 
 
 ABOUT = """
@@ -241,11 +242,16 @@ def build_one_image_api() -> None:
 
 
 def build_benchmark_tab(demo: gr.Blocks) -> None:
-    gr.Markdown("Results of `python -m genimg bench` (sweeps over backends, precisions, steps and batch sizes).")
-    plot = gr.Image(label="Benchmark plot", type="filepath", interactive=False)
-    table = gr.Markdown()
+    gr.Markdown("How fast genimg is against stock diffusers and its fastest peer, as `python -m genimg bench` "
+                "measured it: the summary and the speed-vs-quality plot first, every table below. A run of your own "
+                "(`outputs/bench/`) takes its place after **Reload**.")
+    summary = gr.Markdown(elem_id="bench-summary")
+    plot = gr.Image(label="Speed against prompt-match", show_label=False, type="filepath", interactive=False,
+                    height=520, elem_id="bench-plot")
+    with gr.Accordion("Full tables", open=False, elem_id="bench-tables"):
+        tables = gr.Markdown()
     reload_button = gr.Button("Reload")
-    gr.on([demo.load, reload_button.click], bench_results, None, [plot, table], api_visibility="private",
+    gr.on([demo.load, reload_button.click], bench_results, None, [plot, summary, tables], api_visibility="private",
           queue=False)
 
 

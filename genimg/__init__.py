@@ -7,11 +7,16 @@
 """
 from __future__ import annotations
 
-from genimg.errors import (GenerationTimeout, GenimgError, InvalidRequest, ModelLoadError, NonFiniteOutput,
-                           OutOfMemory, RequestTooLarge, UnsupportedOption)
-from genimg.options import Request, SpeedOptions
-from genimg.registry import BACKENDS, DEFAULT_CACHE
-from genimg.timing import Generation
+from genimg.quiet import filter_known_noise
+
+filter_known_noise()  # before anything imports diffusers (and, through it, torchao)
+
+from genimg.errors import (  # noqa: E402
+    GenerationTimeout, GenimgError, InvalidRequest, ModelLoadError, NonFiniteOutput, OutOfMemory, RequestTooLarge,
+    UnsupportedOption)
+from genimg.options import Request, SpeedOptions  # noqa: E402
+from genimg.registry import BACKENDS, DEFAULT_CACHE  # noqa: E402
+from genimg.timing import Generation  # noqa: E402
 
 __all__ = ["load", "BACKENDS", "Generation", "Request", "SpeedOptions", "GenimgError", "InvalidRequest",
            "ModelLoadError", "UnsupportedOption", "RequestTooLarge", "GenerationTimeout", "OutOfMemory",

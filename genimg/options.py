@@ -62,7 +62,7 @@ class SpeedOptions:
     # weight-only) or "fp8" (CUDA, compute capability >= 8.9). See genimg.accel.quantize.
     quantize: str | None = None
     # The channel-pruned weights (genimg.accel.prune, fine-tuned by distillation) of the embedded 'gan' and 'latent'
-    # models: fewer channels, fewer FLOPs, at the quality cost their model cards and the README report.
+    # models: fewer channels, fewer FLOPs, at the quality cost their model cards and docs/benchmarks.md report.
     pruned: bool = False
 
     def validated(self) -> "SpeedOptions":

@@ -1,6 +1,7 @@
 """Headless Chromium for the browser tests (test_browser*.py): the Debian package's binary, nothing that phones home."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,3 +33,21 @@ def app_page(url: str, tab: str | None = None):
             page.get_by_role("tab", name=tab).click()
         yield page
         browser.close()
+
+
+# The README's screenshots, one per tab: rewritten only when asked, so a plain test run leaves the tree as it found it.
+#     GENIMG_UPDATE_SCREENSHOT=1 pytest -m browser
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "assets" / "screenshots"
+
+
+def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+    """The whole page as ``name``.png: into assets/screenshots/ with GENIMG_UPDATE_SCREENSHOT=1, else into tmp_path.
+    The mouse moves off the page first, so no hover state is captured."""
+    folder = SCREENSHOTS if os.environ.get("GENIMG_UPDATE_SCREENSHOT") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000  # a rendered page, not an empty image
+    return path
+

@@ -23,8 +23,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def pruned_models_folder(tmp_path_factory):
     """A models folder (the shipped ones linked) with pruned variants cut from the shipped models (not fine-tuned:
-    genimg ships none, see the README's "Pruning"), as `python -m genimg train prune-unet` / `prune-gan` would lay
-    them out."""
+    genimg ships none, see docs/benchmarks.md, "Pruning"), as `python -m genimg train prune-unet` / `prune-gan`
+    would lay them out."""
     import shutil
 
     import torch

@@ -167,17 +167,35 @@ def test_benchmark_tab_shows_the_newest_results_on_disk(tmp_path, monkeypatch):
 
     monkeypatch.setattr(app, "ROOT", tmp_path)
     monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", tmp_path / "assets" / "bench"))
-    plot, text = app.bench_results()
-    assert plot is None and "python -m genimg bench" in text
-    folder = tmp_path / "assets" / "bench"
+    plot, summary, tables = app.bench_results()
+    assert plot is None and "python -m genimg bench" in summary and tables == ""
+    folder = tmp_path / "outputs" / "bench"
     folder.mkdir(parents=True)
     (folder / "bench.json").write_text(json.dumps({"results": [{"backend": "gan", "latency_ms": 1.234, "stages": {}}]}))
-    plot, text = app.bench_results()
-    assert plot is None and "| backend | latency_ms |" in text and "| gan | 1.23 |" in text
+    plot, summary, tables = app.bench_results()
+    assert plot is None and "| backend | latency_ms |" in summary and "| gan | 1.23 |" in summary
     (folder / "bench.png").write_bytes(b"png")
-    (folder / "bench.md").write_text("| a table |")
-    plot, text = app.bench_results()
-    assert plot == str(folder / "bench.png") and text.startswith("| a table |")
+    (folder / "bench.md").write_text("# genimg benchmark\n\nMachine: a CPU\n\n| a table |\n\n- a finding\n")
+    plot, summary, tables = app.bench_results()
+    assert plot == str(folder / "bench.png") and summary.startswith("Machine: a CPU\n\n- a finding")
+    assert tables == "| a table |" and "outputs/bench/bench.md" in summary
+
+
+def test_benchmark_tab_opens_on_the_race_summary_and_plot_with_every_table_folded(tmp_path, monkeypatch):
+    import re
+
+    import app
+
+    monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", app.ROOT / "assets" / "bench"))
+    plot, summary, tables = app.bench_results()  # no run of the visitor's own: the shipped race
+    assert plot.endswith("assets/bench/cpu-race.png")
+    assert "python -m genimg bench --race" in summary and "Machine:" in summary and "**2.09x**" in summary
+    assert summary.index("**2.09x**") < summary.index("## Targets")  # against the peers first
+    assert "| config |" not in summary and "| config |" in tables and "## Notes from the generators" in tables
+    assert not re.search(r"issue|target \d", summary + tables, re.IGNORECASE)
+    accordions = [component["props"] for component in app.build_demo().config["components"]
+                  if component["type"] == "accordion" and component["props"].get("elem_id") == "bench-tables"]
+    assert accordions == [{**accordions[0], "label": "Full tables", "open": False}]
 
 
 def test_a_negative_prompt_steers_the_teacher_and_the_report_says_it_cost_no_extra_pass(client):

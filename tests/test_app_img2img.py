@@ -100,3 +100,33 @@ def genimg_size(folder) -> tuple[int, int]:
     import genimg
 
     return genimg.load("latent", device="cpu", model=str(folder)).image_size
+
+
+def test_the_tab_opens_with_examples_drawn_by_genimg_one_click_each():
+    import app
+    from ui.img2img import EXAMPLES, EXAMPLES_FOLDER
+
+    for name, _, _, _ in EXAMPLES:  # small PNGs drawn by `python -m tools.draw_examples`, shipped in assets/
+        path = EXAMPLES_FOLDER / f"{name}.png"
+        assert path.stat().st_size < 20_000 and Image.open(path).size == (128, 128)
+    datasets = [component["props"] for component in app.build_demo().config["components"]
+                if component["type"] == "dataset" and component["props"].get("elem_id") == "img2img-examples"]
+    assert len(datasets) == 1  # gr.Examples: a click fills the picture, the prompt and the strength
+    samples = datasets[0]["samples"]
+    assert [(Path(image["path"]).name, prompt, strength) for image, prompt, strength in samples] == \
+        [(f"{name}.png", prompt, strength) for name, _, prompt, strength in EXAMPLES]
+
+
+def test_an_example_redraws_towards_its_prompt(client):
+    from gradio_client import handle_file
+
+    from ui.generation import match_scores
+    from ui.img2img import EXAMPLES, EXAMPLES_FOLDER
+
+    name, _, prompt, strength = EXAMPLES[0]
+    start = EXAMPLES_FOLDER / f"{name}.png"
+    image, latency = client.predict(handle_file(str(start)), prompt, "latent-lcm", strength, 2, 0,
+                                    api_name="/img2img")
+    assert Image.open(image).size == (64, 64) and "Prompt match" in latency
+    redrawn, before = match_scores([Image.open(image), Image.open(start).convert("RGB").resize((64, 64))], prompt)
+    assert redrawn > before  # the judge sees more of the prompt in the redrawn picture than in the example

@@ -1,4 +1,4 @@
-"""The engine race's bookkeeping: labels, fp32 references, which engine wins, the issue's targets, the report lines."""
+"""The engine race's bookkeeping: labels, fp32 references, which engine wins, the targets, the report lines."""
 import dataclasses
 
 from genimg.bench.config import STOCK, BenchConfig

@@ -1,17 +1,10 @@
 """The app in a real browser: type a prompt, click Generate, see images and latency (GENIMG_UPDATE_SCREENSHOT=1 also
-rewrites the README screenshot)."""
+rewrites the README's Generate screenshot)."""
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
-from tests.browser import BROWSER_MARKS, app_page
-
-# The README's screenshot: rewritten only when asked (GENIMG_UPDATE_SCREENSHOT=1), so a test run leaves the tree as
-# it found it.
-README_SCREENSHOT = Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "app.png"
+from tests.browser import BROWSER_MARKS, app_page, save_screenshot
 
 pytestmark = BROWSER_MARKS
 
@@ -31,10 +24,7 @@ def test_generate_in_the_browser_shows_images_and_latency(page, tmp_path):
     assert images.count() == 4  # the default batch size
     latency = page.locator("#latency").inner_text()
     assert "ms per image" in latency and "images/s" in latency and "Prompt match" in latency
-    screenshot = README_SCREENSHOT if os.environ.get("GENIMG_UPDATE_SCREENSHOT") == "1" else tmp_path / "app.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000  # a rendered page, not an empty image
+    save_screenshot(page, "generate", tmp_path)
 
 
 def test_a_bad_prompt_shows_the_error_and_keeps_the_page(page):

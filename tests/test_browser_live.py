@@ -2,16 +2,12 @@
 (GENIMG_UPDATE_SCREENSHOT=1 also rewrites the README's Live screenshot)."""
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.browser import BROWSER_MARKS, app_page
+from tests.browser import BROWSER_MARKS, app_page, save_screenshot
 from tools.live_latency import SHOWN, install_probe, measure, summary, word_pieces
-
-README_SCREENSHOT = Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "live.png"
 
 pytestmark = BROWSER_MARKS
 
@@ -34,10 +30,7 @@ def test_every_key_press_redraws_the_image_with_its_latency(page, tmp_path):
     assert "to draw \u201cred heart\u201d" in latency and "drawn as red heart" in latency and "latent-lcm" in latency
     image = page.locator("#live-image img")
     assert image.evaluate("image => image.naturalWidth") == 64
-    screenshot = README_SCREENSHOT if os.environ.get("GENIMG_UPDATE_SCREENSHOT") == "1" else tmp_path / "live.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
+    save_screenshot(page, "live", tmp_path)
 
 
 def test_fast_typing_draws_the_newest_prompt_and_drops_stale_ones(page):

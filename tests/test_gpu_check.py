@@ -14,7 +14,7 @@ from genimg.bench.gpu_check import STEPS, TOTAL_BUDGET_S, Step, main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_steps_fit_the_issues_seven_minutes_most_important_first():
+def test_the_steps_fit_seven_minutes_most_important_first():
     assert [step.name for step in STEPS][:3] == ["backends", "faults", "app"]
     assert TOTAL_BUDGET_S == 420 and all(step.budget_s > 0 for step in STEPS)
     assert len({step.name for step in STEPS}) == len(STEPS)

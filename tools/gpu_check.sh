@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (issue 14): `bash tools/gpu_check.sh OUT`. The steps are genimg/bench/gpu_check.py's
+# Every GPU check in one call: `bash tools/gpu_check.sh OUT`. The steps are genimg/bench/gpu_check.py's
 # STEPS, most important first; each runs in its own process under its own time budget, and the whole check stops at
 # 7 minutes. Each step writes OUT/<step>.json and rewrites OUT/summary.md as soon as it ends, so a step cut short
 # leaves the others' reports. Exits non-zero if any step failed or ran out of time.

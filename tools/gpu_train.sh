@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains every embedded model on a lent GPU in one call (see README "Training"). Expects, carried beside the repo:
+# Trains every embedded model on a GPU in one call (see docs/training.md). Expects, carried beside the repo:
 # .whl/ (diffusers wheel), .devdata/minilm (MiniLM in fp16) and .devdata/emoji64.npz (the rendered dataset).
 # Two tracks share the GPU: latent (autoencoder -> unet -> tiny decoder -> distill) and gan -> vae -> judge.
 # Usage: bash tools/gpu_train.sh OUT_DIR SCALE   (SCALE multiplies every stage's time budget)

@@ -1,4 +1,4 @@
-"""Pack what a GPU training call needs into .devdata/ (the device tool carries at most 64 MiB; see README).
+"""Pack what a GPU training call needs into .devdata/ (the device tool carries at most 64 MiB; see docs/training.md).
 
 The MiniLM is carried with only the word pieces the training captions use (exact outputs for those ids, 22 MB in fp16
 instead of 45), the captions pre-tokenised with the remapped ids, and the images xz-compressed.

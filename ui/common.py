@@ -107,8 +107,9 @@ def raw_upload(component):
 
 
 def pruned_models_present() -> bool:
-    """genimg ships no pruned weights (they cost more prompt-match than they save time; README, "Pruning"): the
-    option shows where `python -m genimg train prune-unet` / `prune-gan` made them. The API takes it either way."""
+    """genimg ships no pruned weights (they cost more prompt-match than they save time; docs/benchmarks.md,
+    "Pruning"): the option shows where `python -m genimg train prune-unet` / `prune-gan` made them. The API takes it
+    either way."""
     import genimg.assets
 
     return any((genimg.assets.ASSETS / name).is_dir() for name in ("gan-pruned", "latent-pruned"))

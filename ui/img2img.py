@@ -2,6 +2,7 @@
 noised to ``strength`` and redrawn towards the prompt. genimg checks the upload (genimg.images.read_image)."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import gradio as gr
 
@@ -13,6 +14,11 @@ from ui.common import LIMITS, gpu, number_input, raw_upload, user_errors
 from ui.generation import checked_model, match_scores
 
 IMG2IMG_BACKENDS = ["latent-lcm", "latent"]  # the embedded latent models; 'latent' + model: a diffusers pipeline
+# Pictures to start from, one click each: drawn by genimg itself (python -m tools.draw_examples), shipped in
+# EXAMPLES_FOLDER. (file stem, what it was drawn as, the prompt to redraw it towards, strength)
+EXAMPLES_FOLDER = Path(__file__).resolve().parents[1] / "assets" / "examples"
+EXAMPLES = [("heart", "red heart", "broken heart", 0.7), ("apple", "red apple", "green apple", 0.7),
+            ("face", "grinning face", "smiling face with sunglasses", 0.7), ("car", "automobile", "bus", 0.7)]
 
 
 @gpu()
@@ -68,6 +74,10 @@ def build_img2img_tab() -> None:
                 model = gr.Textbox("", label="Diffusers model (latent backend)", placeholder="owner/name or a folder",
                                    info="an SD 1.x/2.x, SD-Turbo, LCM or SDXL pipeline, decoded by its own VAE")
             button = gr.Button("Redraw", variant="primary", elem_id="img2img-button")
+            gr.Examples([[str(EXAMPLES_FOLDER / f"{name}.png"), prompt_text, strength_value]
+                         for name, _, prompt_text, strength_value in EXAMPLES],
+                        inputs=[image, prompt, strength], label="Start from an example", cache_examples=False,
+                        elem_id="img2img-examples")
             gr.Markdown("The image is fitted into the model's pixels (64x64 for the embedded models) on white. "
                         "PNG, JPEG or WebP.")
         with gr.Column(scale=3):

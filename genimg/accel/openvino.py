@@ -13,13 +13,13 @@ How a call finds its compiled model:
    when asked (``genimg.accel.quantize``), and the result is saved there.
 3. The model is reshaped to the call's static shapes (one compiled model per batch size) and compiled with
    ``openvino.Core().compile_model``; OpenVINO's own ``CACHE_DIR`` keeps the compiled blob, so a second start converts
-   and compiles nothing. Static shapes matter: on the 2-core AMD EPYC of issue 15 the int8 UNet took 2.4 / 3.9 ms at
+   and compiles nothing. Static shapes matter: on the 2-core AMD EPYC (Zen 4) the int8 UNet took 2.4 / 3.9 ms at
    batch 1 / 2 with static shapes and 6.0 / 9.8 ms with a dynamic batch, which also cost 5-6 ms more whenever the
    batch size changed from the call before (a guidance cutoff's batch-1 steps after batch-2 ones). A module that
    cannot be compiled at static shapes sets ``openvino_dynamic_batch = True`` and gets one model for every batch.
 
 Precision: ``bf16`` sets ``INFERENCE_PRECISION_HINT=bf16``, ``fp32`` sets ``f32``. Inputs travel as float32 (numpy has
-no bf16) and outputs come back in the caller's dtype. Measured on the 2-core AMD EPYC (Zen 4) of issue 15, the embedded
+no bf16) and outputs come back in the caller's dtype. Measured on the 2-core AMD EPYC (Zen 4), the embedded
 UNet at batch 2: OpenVINO fp32 17.2 ms, bf16 12.8 ms, NNCF int8 11.2 ms, against 19.0 ms for inductor fp32.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The CPU engine race (issue 15): genimg on torch and on OpenVINO, fp32, bf16 and int8, against stock diffusers and
+"""The CPU engine race: genimg on torch and on OpenVINO, fp32, bf16 and int8, against stock diffusers and
 stock diffusers with its UNet and VAE decoder run by OpenVINO (fp32/bf16, NNCF int8: how FastSD CPU runs models).
 
 Every row gets its pixel difference from fp32 of the same configuration (what a millisecond cost), the UNet of every
@@ -23,7 +23,7 @@ PIXEL_PROMPTS = 4
 
 def engine_sweep(steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
     """The engine rows; 30-60 minutes on 2 busy CPU cores, most of it torch.compile, conversion and calibration.
-    (bf16 + compile is in the full sweep; on the Zen 4 EPYC of issue 15 it ran the UNet at 15.4 ms, OpenVINO bf16
+    (bf16 + compile is in the full sweep; on the 2-core Zen 4 EPYC it ran the UNet at 15.4 ms, OpenVINO bf16
     at 12.8.)"""
     s, ov, cut = steps, dict(engine="openvino"), dict(guidance_cutoff=0.5)
     lcm = dict(steps=1, tiny_decoder=True, batch_size=big_batch)
@@ -40,7 +40,7 @@ def engine_sweep(steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
         BenchConfig("latent-lcm", quantize="int8", **lcm, **ov),
         BenchConfig("gan", compile=True, channels_last=True), BenchConfig("gan", **ov),
         BenchConfig("gan", quantize="int8", **ov),
-        # pruning (issue 15): the pruned weights alone, and stacked on the fastest engine settings
+        # pruning: the pruned weights alone, and stacked on the fastest engine settings
         BenchConfig("latent", steps=s, pruned=True), BenchConfig("latent", steps=s, pruned=True, **cut, **ov),
         BenchConfig("latent", steps=s, quantize="int8", pruned=True, **cut, **ov),
         BenchConfig("gan", pruned=True), BenchConfig("gan", quantize="int8", pruned=True, **ov),
@@ -48,7 +48,7 @@ def engine_sweep(steps: int = 4, big_batch: int = 8) -> list[BenchConfig]:
 
 
 def race_sweep(steps: int = 4) -> list[BenchConfig]:
-    """The rows issue 15's end-to-end target is read from, on an idle machine: the fastest peer (stock diffusers with
+    """The rows the race's end-to-end target is read from, on an idle machine: the fastest peer (stock diffusers with
     its UNet and decoder on OpenVINO NNCF int8) with OpenVINO running the rest in f32 (genimg's ``fp32``) and in bf16
     (OpenVINO's own default where the CPU has bf16 units, as FastSD CPU leaves it), against genimg's fastest settings
     on the same weights and steps. 10-20 minutes on 2 cores, less once the conversions are in the disk cache."""
@@ -219,7 +219,7 @@ def _keeps_quality(rows: list[dict], row: dict) -> bool:
 
 
 def engine_targets(rows: list[dict], unet_calls: list[dict]) -> dict:
-    """Issue 15's CPU targets, each with the row that reaches or misses it."""
+    """The race's CPU targets, each with the row that reaches or misses it."""
     targets = {}
     latent4 = [r for r in rows if r["backend"] == "latent" and r["steps"] == 4 and r["batch_size"] == 1]
     peers = [r for r in rows if r["backend"] == STOCK and r["config"].get("engine") == "openvino"
@@ -273,7 +273,7 @@ def engine_lines(report: dict) -> list[str]:
         others = ", ".join(f"{kind} {ms:.2f}" for kind, ms in sorted(w["by_engine"].items(), key=lambda kv: kv[1]))
         lines.append(f"- {w['backend']} {w['steps'] or ''} steps, batch {w['batch_size']}: **{w['winner']}** "
                      f"({w['row']}); ms / image: {others}.")
-    lines += ["", "Targets (issue 15):", ""] + engine_target_lines(engines["targets"])
+    lines += ["", "Targets:", ""] + engine_target_lines(engines["targets"])
     return lines
 
 

@@ -9,7 +9,7 @@ compile and CUDA-graph capture are reported as first-call cost (per batch size: 
 once), never inside latency.
 
 ``--tiny`` shrinks every model so the whole script runs on a CPU in seconds (the tests and the GPU check's tiny mode
-do that, so it is known to work before anybody spends GPU time). On a lent GPU: ``bash tools/gpu_check.sh OUT``.
+do that, so it is known to work before anybody spends GPU time). On a GPU: ``bash tools/gpu_check.sh OUT``.
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def _timed(path, batch_size: int, device: str) -> tuple[float, list]:
 
 def genimg_rows(compile: bool, cuda: bool, tiny_decoder: str | None, quantize: tuple = ()) -> list[dict]:
     """The speed options of genimg's rows: CUDA graphs (GPU), then compile, then the last of them + tiny decoder,
-    then the last KL-decoder row with each ``quantize`` recipe (int8, fp8: issue 15's GPU rows, whose pixel column
+    then the last KL-decoder row with each ``quantize`` recipe (int8, fp8: the quantised GPU rows, whose pixel column
     says what the recipe cost)."""
     base = dict(channels_last=True, fuse_qkv=True, cuda_graphs=cuda)
     rows = [base] + ([dict(base, compile=True)] if compile else [])

@@ -35,7 +35,7 @@ class Step:
 
 # Measured on the first H100 run (2026-11-27, assets/bench/gpu/check-2026-11-27): backends 55 s, faults 11-13 s,
 # app 31-39 s, benchmark 58 s, plus about 15 s of imports per step; compiled ran past 120 s. The compiled benchmark
-# (the issue's targets) comes before the uncompiled one, whose figures that run already holds.
+# (the GPU targets) comes before the uncompiled one, whose figures that run already holds.
 STEPS = [
     Step("backends", gpu_steps.backends, 90),
     Step("faults", gpu_steps.faults, 45),
@@ -43,11 +43,11 @@ STEPS = [
     Step("benchmark_compiled", gpu_steps.benchmark_compiled, 200),
     Step("benchmark", gpu_steps.benchmark, 90),
     Step("compiled", gpu_steps.compiled, 120),
-    # Issue 15's fp8/int8 rows: last, so it runs only when the others leave time, or alone:
+    # The fp8/int8 rows: last, so it runs only when the others leave time, or alone:
     # GENIMG_GPU_CHECK_STEPS=quantized (torchao travels with the wheels).
     Step("quantized", gpu_steps.quantized, 200),
 ]
-TOTAL_BUDGET_S = 420  # the issue's 7 minutes
+TOTAL_BUDGET_S = 420  # the check's 7 minutes
 
 
 def tiny_mode() -> bool:

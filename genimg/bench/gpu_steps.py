@@ -285,7 +285,7 @@ def benchmark_compiled(check: Check) -> dict:
 
 
 def quantized(check: Check) -> dict:
-    """Issue 15's GPU rows: SD-Turbo, then SD-1.5, at batch 1 with compile, plus torchao int8 weight-only and fp8
+    """The int8/fp8 GPU rows: SD-Turbo, then SD-1.5, at batch 1 with compile, plus torchao int8 weight-only and fp8
     (where the card has fp8 units) on the UNet and decoder: their speed beside the fp16 row, and their pixel
     difference from stock, which is their cost (reported, not asserted). Tiny mode: the tiny SD-Turbo, CPU int8,
     no compile."""
@@ -318,7 +318,7 @@ def _benchmark(check: Check, arguments: list[str]) -> dict:
 
 
 def _targets(report: dict) -> list[str]:
-    """The issue's targets against this run (reported, never asserted: speed is not a pass/fail matter here)."""
+    """The GPU targets against this run (reported, never asserted: speed is not a pass/fail matter here)."""
     lines = []
     for result in report["results"]:
         if result["batch_size"] != 1 or result["architecture"] not in ("sd15", "sd-turbo"):

@@ -39,7 +39,7 @@ SD15 = Architecture(
     text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, vocab_size=49408,
               max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768),
     scheduler="DPMSolverMultistepScheduler", scheduler_config=dict(SD_SCHEDULE, algorithm_type="dpmsolver++"),
-    steps=4, guidance=7.5)  # the target is set at 4 steps (with classifier-free guidance: 2 UNet rows a step)
+    steps=4, guidance=7.5)  # SD-1.5 at 4 steps (with classifier-free guidance: 2 UNet rows a step)
 SD_TURBO = Architecture(
     "sd-turbo",
     unet=dict(sample_size=64, block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=1024,

@@ -56,7 +56,7 @@ def teacher_row(rows: list[dict]) -> dict | None:
 
 
 def check_targets(rows: list[dict], floors: list[dict]) -> dict:
-    """The issue's targets, each with the row that reaches (or misses) it."""
+    """The sweep's targets, each with the row that reaches (or misses) it."""
     targets = {}
     same, strict, _ = headline_rows(rows)
     by_batch = {}

@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quick", action="store_true", help="a small sweep (about a minute on 2 CPU cores)")
     parser.add_argument("--engines", action="store_true", help="the CPU engine race instead: torch vs OpenVINO, "
                                                                "fp32/bf16/int8, against stock diffusers on OpenVINO")
-    parser.add_argument("--race", action="store_true", help="issue 15's race alone: the OpenVINO int8 peer (f32 and "
+    parser.add_argument("--race", action="store_true", help="the CPU race alone: the OpenVINO int8 peer (f32 and "
                         "bf16 for the rest) against genimg's fastest CPU settings, same weights and steps")
     parser.add_argument("--pruning", action="store_true", help="pruned against unpruned weights (latent, gan), on "
                         "torch and OpenVINO int8, beside the OpenVINO int8 peer, with prompt-match (10-20 minutes)")

@@ -57,7 +57,7 @@ CONFIGS = (
     EvalConfig("latent-lcm-4", "latent-lcm", 4),
     EvalConfig("latent-lcm-4-tiny", "latent-lcm", 4, tiny_decoder=True),
 )
-# The same models on the OpenVINO engine and quantised (issue 15): chosen by label, or all of them as "engines".
+# The same models on the OpenVINO engine and quantised: chosen by label, or all of them as "engines".
 ENGINE_CONFIGS = (
     EvalConfig("gan-openvino-int8", "gan", engine="openvino", quantize="int8"),
     EvalConfig("latent-openvino", "latent", 20, engine="openvino"),
@@ -65,7 +65,7 @@ ENGINE_CONFIGS = (
     EvalConfig("latent-lcm-1-tiny-openvino-int8", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
                quantize="int8"),
 )
-# The channel-pruned variants (issue 15; made by `python -m genimg train prune-*`, not shipped): by label, or "pruned".
+# The channel-pruned variants (made by `python -m genimg train prune-*`, not shipped): by label, or "pruned".
 PRUNED_CONFIGS = (
     EvalConfig("gan-pruned", "gan", pruned=True),
     EvalConfig("latent-pruned", "latent", 20, pruned=True),
@@ -122,7 +122,7 @@ PARAPHRASES = {
     "a yellow taxi cab": "taxi",
 }
 
-# Top-5 prompt-match targets from issue 3, per prompt set.
+# Top-5 prompt-match targets, per prompt set.
 TARGETS = {
     "latent": {"names": 0.95, "paraphrases": 0.85},
     "gan": {"names": 0.85, "paraphrases": 0.70},
@@ -268,7 +268,7 @@ def select_configs(names: list | None) -> list:
 
 
 def check_targets(rows: list) -> list:
-    """Pass/miss of each issue-3 top-5 target, for both metrics, for the configs that were evaluated."""
+    """Pass/miss of each top-5 target, for both metrics, for the configs that were evaluated."""
     checks = []
     for row in rows:
         targets = TARGETS.get(row.get("backend"), {})
@@ -383,7 +383,7 @@ def to_markdown(report: dict) -> str:
                      + " | ".join(_pair(row.get(s), m) for s in ("names", "paraphrases", "paraphrases_matched")
                                   for m in METRICS) + f" | {_percent(row.get('names_kept_by_matching'))} |")
     if report["targets"]:
-        lines += ["", "Issue 3 targets (top-5):", "", "| config | prompt set | target | metric | value | result |",
+        lines += ["", "Targets (top-5):", "", "| config | prompt set | target | metric | value | result |",
                   "|---|---|---:|---|---:|---|"]
         for check in report["targets"]:
             lines.append(f"| {check['config']} | {check['prompt_set']} | ≥ {100 * check['target']:.0f}% | "

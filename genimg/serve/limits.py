@@ -11,8 +11,8 @@ from pathlib import Path
 from genimg.errors import InvalidRequest
 
 # What one configuration may spend outside the timed generation: loading its models and the untimed warm-up run,
-# torch.compile included (compile took 55 s on the 2-core CPU and 76-99 s per pipeline on an H100, README), plus
-# prompt-match scoring (well under a second).
+# torch.compile included (compile took 55 s on the 2-core CPU and 76-99 s per pipeline on an H100,
+# docs/benchmarks.md), plus prompt-match scoring (well under a second).
 LOAD_AND_WARM_UP_S = 120
 # Hub ids as huggingface_hub accepts them: "owner/name", letters, digits, '-', '_' and '.'.
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")

@@ -177,3 +177,57 @@ def json_table(path: Path) -> str:
     rows = [" | ".join(f"{record.get(key, '')}" if not isinstance(record.get(key), float) else f"{record[key]:,.2f}"
                        for key in columns) for record in records]
     return "\n".join([f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *(f"| {row} |" for row in rows)])
+
+
+# The report a visitor sees first when nobody has run the benchmark on this machine: the race against the peers.
+FEATURED_BENCH = "cpu-race"
+# Sections of a benchmark report that stay in the full tables, never in the summary.
+DETAIL_SECTIONS = ("## Notes from the generators",)
+# Findings shown first in the summary: against the peers, before the sweep's own targets.
+FIRST_SECTIONS = ("## Engines and quantisation",)
+
+
+def split_bench_markdown(markdown: str) -> tuple[str, str]:
+    """A ``python -m genimg bench`` report -> (summary, tables). The summary keeps the command, the machine line and
+    every list of findings (which engine wins, targets); the tables, method notes and generator notes go to the
+    second part. The report's own title is dropped (the page has one)."""
+    header, findings_by_section, details, section = [], {}, [], ""
+    blocks = [block for block in markdown.strip().split("\n\n") if block.strip()]
+    for index, block in enumerate(blocks):
+        first = block.lstrip().splitlines()[0]
+        if first.startswith("# "):
+            continue
+        if first.startswith("## "):
+            section, section_shown = first, False
+            details.append(block)
+            continue
+        following = blocks[index + 1].lstrip() if index + 1 < len(blocks) else ""
+        findings = first.startswith("- ") or (block.rstrip().endswith(":") and following.startswith("- "))
+        if first.startswith("```") or first.startswith("Machine:"):
+            header.append(block)
+        elif findings and section not in DETAIL_SECTIONS:
+            findings_by_section.setdefault(section, [section] if section else []).append(block)
+        else:
+            details.append(block)
+    ordered = sorted(findings_by_section, key=lambda name: name not in FIRST_SECTIONS)  # stable otherwise
+    summary = header + [block for name in ordered for block in findings_by_section[name]]
+    return "\n\n".join(summary), "\n\n".join(details)
+
+
+def bench_report(folders, root: Path, featured: str = FEATURED_BENCH) -> tuple[str | None, str, str] | None:
+    """(plot, summary, full tables) of the report to show: in the first folder holding any results, the
+    ``featured`` report if it is there, else the newest; None when no folder holds results."""
+    for folder in map(Path, folders):
+        tables = sorted(folder.glob("*.md"), key=lambda path: -path.stat().st_mtime)
+        tables = [path for path in tables if path.stem != "README"]
+        chosen = folder / f"{featured}.md" if (folder / f"{featured}.md").exists() else tables[0] if tables else None
+        if chosen is None:
+            found = newest_bench_result([folder], root)  # a plot or a JSON without a Markdown report
+            if found:
+                return found[0], found[1], ""
+            continue
+        plot = chosen.with_suffix(".png")
+        summary, details = split_bench_markdown(chosen.read_text())
+        source = f"_From `{chosen.relative_to(root)}`._" if chosen.is_relative_to(root) else ""
+        return (str(plot) if plot.exists() else None), "\n\n".join(filter(None, [summary, source])), details
+    return None
