@@ -31,7 +31,7 @@ from genimg.train.upscaler_data import (degraded_pairs, generator_pairs, held_ou
 PERCEPTUAL_WEIGHT = 0.05
 ADVERSARIAL_WEIGHT = 2e-3
 WARMUP_FRACTION = 0.4
-GENERATOR_FRACTION = 0.25
+GENERATOR_FRACTION = 0.2
 EMA_DECAY = 0.995
 CROP = 48  # input crop (target: 96): 56% of the pixels per step, and the emoji's edges fall at every position
 
@@ -48,13 +48,15 @@ class PairSampler:
     def __init__(self, config: TrainConfig):
         self.glyphs = load_dataset(config.dataset, size=128)
         self.train = training_indices(len(self.glyphs))
-        self.drawings, self.drawn_emoji = generator_pairs(load_dataset(config.dataset), config.dataset)
+        self.small = load_dataset(config.dataset)  # the same glyphs at 64 px, as the generators learned them
+        self.drawings, self.drawn_emoji = generator_pairs(self.small, config.dataset)
         self.batch_size = config.batch_size
 
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         drawn = int(round(GENERATOR_FRACTION * self.batch_size)) if len(self.drawings) else 0
         picks = self.train[torch.randint(len(self.train), (self.batch_size - drawn,), generator=generator).numpy()]
-        inputs, targets = degraded_pairs(to_tensor(self.glyphs.images[picks]), generator)
+        inputs, targets = degraded_pairs(to_tensor(self.glyphs.images[picks]), generator,
+                                         to_tensor(self.small.images[picks]))
         if drawn:
             rows = torch.randint(len(self.drawings), (drawn,), generator=generator).numpy()
             flip = torch.rand(drawn, generator=generator) < 0.5  # the same mirror on input and target

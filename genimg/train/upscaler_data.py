@@ -1,12 +1,14 @@
 """The upscaler's training pairs: 64 px inputs made the way generators' outputs look, each with its 128 px glyph.
 
-1. **Degraded downscales.** The 128 px glyph is downscaled to 64 px (area, bilinear or bicubic, antialiased), then
-   blurred, noised and colour-shifted at random: the errors the generators make. Blur and noise are on the input
-   only (the upscaler learns to sharpen and denoise); a colour shift is applied to input and target alike, so the
-   upscaler keeps the colours it is given instead of pulling them towards the font's palette.
+1. **Degraded downscales.** The glyph at 64 px (half the time as the dataset renders it, Lanczos from the font's
+   bitmap; else the 128 px glyph downscaled by area, bilinear or bicubic, antialiased) is blurred, noised and
+   colour-shifted at random: the errors the generators make. Blur and noise are on the input only (the upscaler
+   learns to sharpen and denoise); a colour shift is applied to input and target alike, so the upscaler keeps the
+   colours it is given instead of pulling them towards the font's palette.
 2. **The generators' own drawings.** Each embedded generator (gan, vae, latent-lcm at 1 step: the Live tab's) draws
-   each of ``DRAWINGS_PER_SOURCE`` training emoji (a different random draw per generator) at 64 px from its name; the drawings nearest their glyph (pixel L1 below the median per generator:
-   the generator drew that emoji, in place) are paired with the 128 px glyph. Cached under the genimg cache.
+   ``DRAWINGS_PER_SOURCE`` training emoji (a different random draw per generator) at 64 px from their names; the
+   drawings nearest their glyph (pixel L1 below the median per generator: the generator drew that emoji, in place)
+   are paired with the 128 px glyph. Cached under the genimg cache.
 
 Held out of both: every ``HELD_OUT_EVERY``-th emoji, which the evaluation scores (``held_out_indices``).
 """
@@ -23,7 +25,8 @@ HELD_OUT_EVERY = 20
 # (backend, steps) whose 64 px drawings become training inputs
 GENERATOR_SOURCES = (("gan", None), ("vae", None), ("latent-lcm", 1))
 DRAWINGS_PER_SOURCE = 400  # drawing goes through the whole text path: 0.1-1 s an image on 2 busy cores
-MAX_BLUR_SIGMA = 1.2  # in 64 px pixels
+MAX_BLUR_SIGMA = 1.0  # in 64 px pixels
+BLUR_SHARE, NOISE_SHARE = 0.4, 0.3  # of the inputs: the rest stay clean (a sharp input must stay as sharp)
 MAX_NOISE = 0.06  # standard deviation, in [-1, 1] units
 MAX_COLOUR_SHIFT = 0.06  # per-channel gain and offset
 
@@ -61,21 +64,29 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return x.reshape(batch, channels, height, width)
 
 
-def degraded_pairs(targets: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 3, 128, 128) glyphs -> (inputs (B, 3, 64, 64), targets (B, 3, 128, 128)), both in [-1, 1]."""
+def degraded_pairs(targets: torch.Tensor, generator: torch.Generator,
+                   small: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, 128, 128) glyphs -> (inputs (B, 3, 64, 64), targets (B, 3, 128, 128)), both in [-1, 1]. ``small``: the
+    same glyphs as the dataset renders them at 64 px (Lanczos from the font's bitmap, what the generators learned to
+    draw): half of the batches start from those, the rest from a downscale of the 128 px glyph."""
     batch = len(targets)
     gain = 1 + MAX_COLOUR_SHIFT * (2 * torch.rand(batch, 3, 1, 1, generator=generator) - 1)
     offset = MAX_COLOUR_SHIFT * (2 * torch.rand(batch, 3, 1, 1, generator=generator) - 1)
     shifted = torch.rand(batch, 1, 1, 1, generator=generator) < 0.5
-    targets = torch.where(shifted, (targets * gain + offset).clamp(-1, 1), targets)
-    mode = ("area", "bilinear", "bicubic")[int(torch.randint(3, (1,), generator=generator))]
-    inputs = downscale(targets, mode)
-    sigma = MAX_BLUR_SIGMA * torch.rand(batch, generator=generator) * (torch.rand(batch, generator=generator) < 0.6)
+
+    def shift(images: torch.Tensor) -> torch.Tensor:
+        return torch.where(shifted, (images * gain + offset).clamp(-1, 1), images)
+
+    modes = ("area", "bilinear", "bicubic") if small is None else ("font", "font", "font", "area", "bicubic", "bilinear")
+    mode = modes[int(torch.randint(len(modes), (1,), generator=generator))]
+    inputs = shift(small) if mode == "font" else downscale(shift(targets), mode)
+    blurred = torch.rand(batch, generator=generator) < BLUR_SHARE
+    sigma = MAX_BLUR_SIGMA * torch.rand(batch, generator=generator) * blurred
     inputs = gaussian_blur(inputs, sigma)
     noise = MAX_NOISE * torch.rand(batch, 1, 1, 1, generator=generator) * (
-        torch.rand(batch, 1, 1, 1, generator=generator) < 0.4)
+        torch.rand(batch, 1, 1, 1, generator=generator) < NOISE_SHARE)
     inputs = inputs + noise * torch.randn(inputs.shape, generator=generator)
-    return inputs.clamp(-1, 1), targets
+    return inputs.clamp(-1, 1), shift(targets)
 
 
 def generator_pairs(dataset: EmojiDataset, kind: str, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
