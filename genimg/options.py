@@ -147,6 +147,16 @@ def guidance_cutoff_or_none(cutoff):
     return cutoff
 
 
+def upscale_factor(upscale):
+    """A front end's upscale as SpeedOptions takes it: a checkbox (True/False), nothing (1) or a factor; anything else
+    is passed on for ``validated`` to refuse."""
+    if upscale is None or upscale == "" or upscale is False:
+        return 1
+    if upscale is True:
+        return 2
+    return upscale
+
+
 def clean_prompt(prompt) -> str:
     """Strip control/bidi characters and whitespace; refuse empty or absurdly long prompts."""
     if not isinstance(prompt, str):
