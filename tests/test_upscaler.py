@@ -103,3 +103,18 @@ def test_upscale_2_ends_a_generation_with_its_own_stage():
 def test_a_model_pipeline_refuses_upscale():
     with pytest.raises(genimg.UnsupportedOption, match="draws at its own resolution"):
         genimg.load("latent", device="cpu", model="some/pipeline", upscale=2)
+
+
+def test_the_cost_report_names_machine_load_command_and_targets():
+    from tools.upscale_cost import markdown
+
+    rows = {"torch fp32": {"ms_per_image": 10.0, "ms_per_image_upscaled": 12.0, "ratio": 1.2,
+                           "upscale_stage_ms_per_image": 1.5},
+            "openvino bf16": {"ms_per_image": 3.0, "ms_per_image_upscaled": 4.5, "ratio": 1.5,
+                              "upscale_stage_ms_per_image": 1.2}}
+    context = {"date": "2026-12-04 16:00 UTC", "cpu": "AMD EPYC (2 cores)", "threads": 2, "load_before": "1 1 1",
+               "load_after": "2 2 2", "command": "python -m tools.upscale_cost"}
+    text = markdown(rows, "latent-lcm", 1, 8, 15, context)
+    assert "AMD EPYC" in text and "before 1 1 1, after 2 2 2" in text and "`python -m tools.upscale_cost`" in text
+    assert "| torch fp32 | 10.00 | 12.00 | 1.20x | 1.50 |" in text
+    assert "1.35x the time without it: hit by torch fp32;" in text and "hit by torch fp32, openvino bf16." in text

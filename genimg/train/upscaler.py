@@ -13,6 +13,7 @@ The shipped weights are an exponential moving average of the trained ones. ``pyt
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from torch.nn import functional as F
 from genimg.assets import ASSETS
 from genimg.models.judge import Judge, perceptual_distance
 from genimg.models.upscaler import PatchDiscriminator, Upscaler
-from genimg.train.common import (TrainConfig, data_generator, make_accelerator, save_half, tracked_ema,
-                                 train_loop, write_card)
+from genimg.train.common import TrainConfig, data_generator, make_accelerator, save_half, tracked_ema, train_loop
 from genimg.train.data import load_dataset
-from genimg.train.upscaler_data import (degraded_pairs, generator_pairs, held_out_indices, to_tensor,
+from genimg.train.upscaler_data import (BLUR_SHARE, HELD_OUT_EVERY, MAX_BLUR_SIGMA, MAX_COLOUR_SHIFT, MAX_NOISE,
+                                        NOISE_SHARE, degraded_pairs, generator_pairs, held_out_indices, to_tensor,
                                         training_indices)
 
 PERCEPTUAL_WEIGHT = 0.05
@@ -116,12 +117,47 @@ def train(config: TrainConfig) -> dict:
     if accelerator.is_main_process:
         out = Path(config.out_dir)
         save_half(ema.module, out)
-        write_card(out, "genimg upscaler (2x, 64 -> 128 px)", summary, card_notes(warmup["adversarial_from"]))
+        write_upscaler_card(out, summary)
     return summary
 
 
-def card_notes(adversarial_from: int | None) -> str:
-    return (f"L1 + {PERCEPTUAL_WEIGHT} x LPIPS-style distance of the judge's conv features; from step "
-            f"{adversarial_from} on, + {ADVERSARIAL_WEIGHT} x hinge loss of a spectral-norm patch discriminator. "
-            f"{int(GENERATOR_FRACTION * 100)}% of each batch: the embedded generators' drawings paired with their "
-            f"emoji's 128 px glyph; the rest: degraded downscales. Weights: EMA ({EMA_DECAY}).")
+def write_upscaler_card(folder: Path, summary: dict) -> None:
+    """The model card: data, losses, steps and time (the evaluation's figures are added from
+    ``python -m genimg evaluate --upscaler``, see assets/eval/upscaler.md)."""
+    pairs, config = summary["pairs"], summary["config"]
+    parameters = sum(p.numel() for p in Upscaler.from_pretrained(folder).parameters())
+    budget = f" --seconds {config['seconds']:g}" if config["seconds"] else ""
+    text = f"""# genimg upscaler (2x, 64 -> 128 px)
+
+A small residual conv net with pixel shuffle ({parameters:,} parameters, fp16 safetensors): `output = bilinear_2x(image) + pixel_shuffle(convs(image))`, every convolution at the
+input's 64x64. It ends any embedded backend's generation with `genimg.load(..., upscale=2)` (stage `upscale`) and
+serves `genimg.upscale(image)`.
+
+## Data
+- Targets: the {pairs["glyphs"]} training emoji of Noto Color Emoji rendered at 128x128 (the font's colour bitmaps are
+  136x128), `genimg.train.data.load_dataset(size=128)`; {pairs["held_out"]} emoji (every
+  {HELD_OUT_EVERY}th) are held out for the evaluation.
+- Inputs, 64x64: half from the dataset's own 64 px renders, half the 128 px glyph downscaled (area, bilinear or
+  bicubic); then at random Gaussian blur (sigma up to {MAX_BLUR_SIGMA} px, {BLUR_SHARE:.0%} of inputs) and noise (up to
+  {MAX_NOISE} in [-1, 1], {NOISE_SHARE:.0%}); a colour shift (gain and offset up to {MAX_COLOUR_SHIFT}) on input and
+  target alike, half the time.
+- {GENERATOR_FRACTION:.0%} of each batch: the embedded generators' own 64 px drawings (gan, vae, latent-lcm 1 step;
+  {pairs["generator_drawings"]} drawings, those nearest their glyph) paired with their emoji's 128 px glyph.
+- Random {CROP}x{CROP} input crops ({2 * CROP}x{2 * CROP} targets), mirrored drawings.
+
+## Losses
+- L1 to the glyph;
+- {PERCEPTUAL_WEIGHT} x a perceptual loss: the LPIPS-style distance of the judge's first three conv stages
+  (`genimg.models.judge.perceptual_distance`; the judge, assets/models/judge, is frozen; nothing is downloaded);
+- from step {summary["adversarial_from_step"]} on (after a warm-up of L1 + perceptual alone),
+  {ADVERSARIAL_WEIGHT} x a hinge adversarial loss from a small spectral-norm patch discriminator
+  (`PatchDiscriminator`, not shipped).
+- Adam, learning rate {config["learning_rate"]}, batch {config["batch_size"]}; the shipped weights are an EMA
+  ({EMA_DECAY}) of the trained ones.
+
+## Steps and time
+{summary["steps"]} steps in {summary["seconds"]:.0f} s (wall clock) on {summary["hardware"]},
+`python -m genimg train upscaler --steps {config["steps"]}{budget}`. Last losses:
+`{json.dumps({k: round(v, 4) for k, v in summary["last"].items()})}`.
+"""
+    (folder / "README.md").write_text(text)
