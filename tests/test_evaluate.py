@@ -163,3 +163,4 @@ def test_evaluate_upscaler_writes_report_json_and_contact_sheet(emoji, tmp_path,
     assert set(report["prompt_match"]) == {label for label, *_ in PROMPT_CONFIGS}
     assert Image.open(tmp_path / "upscaler.png").size == (4 * 132, 18 + SHEET_EMOJI * 132)
     assert "| bicubic |" in (tmp_path / "upscaler.md").read_text()
+    assert Image.open(tmp_path / "upscaler-generations.png").size == (3 * 132, 18 + 6 * 132)

@@ -8,7 +8,9 @@
 2. **Prompt match.** Each embedded generator draws the evaluation's name prompts with and without ``upscale=2``
    (same seeds: the same 64 px drawings); the judge scores both. It sees 64 px, so it scores the upscaled image
    downscaled back (bilinear, as ``evaluate.judge.pil_to_tensor`` does for any size).
-3. **A contact sheet**: 64 px (shown at 128, nearest) | bicubic | upscaler | truth, for a fixed set of held-out emoji.
+3. **Contact sheets**: 64 px (shown at 128, nearest) | bicubic | upscaler | truth, for a fixed set of held-out emoji
+   (upscaler.png); and the Live tab's configuration (latent-lcm, 1 step, tiny decoder) on a few prompts, 64 px |
+   bicubic | ``upscale=2`` (upscaler-generations.png).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ METHODS = ("upscaler", "bicubic", "lanczos")
 PROMPT_CONFIGS = (("gan", "gan", None), ("vae", "vae", None), ("latent-lcm-1", "latent-lcm", 1),
                   ("latent-lcm-4", "latent-lcm", 4))
 SHEET_EMOJI = 10  # rows of the contact sheet
+SHEET_PROMPTS = ("a rocket", "a slice of pizza", "a dog", "red heart", "grinning face", "a cactus")
 TARGETS = {"psnr_over_bicubic_db": 1.5, "prompt_match_drop_points": 1.0}
 
 
@@ -84,9 +87,10 @@ def prompt_match(judge, device: str, limit: int, seed: int) -> dict:
     return rows
 
 
-def contact_sheet(inputs: np.ndarray, columns: dict, truth: np.ndarray, names: list) -> Image.Image:
-    """One row per emoji: 64 px (nearest, at 128) | each method's 128 px | truth; a header names the columns."""
-    titles = ["64 px", *columns, "truth 128 px"]
+def contact_sheet(inputs: np.ndarray, columns: dict, truth: np.ndarray | None, names: list) -> Image.Image:
+    """One row per emoji: 64 px (nearest, at 128) | each method's 128 px | truth (if given); a header names the
+    columns."""
+    titles = ["64 px", *columns] + (["truth 128 px"] if truth is not None else [])
     header, size, pad = 18, 128, 4
     sheet = Image.new("RGB", (len(titles) * (size + pad), header + len(inputs) * (size + pad)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -94,10 +98,24 @@ def contact_sheet(inputs: np.ndarray, columns: dict, truth: np.ndarray, names: l
         draw.text((column * (size + pad) + 4, 3), title, fill="black")
     for row in range(len(inputs)):
         tiles = [Image.fromarray(inputs[row]).resize((size, size), Image.NEAREST),
-                 *(Image.fromarray(images[row]) for images in columns.values()), Image.fromarray(truth[row])]
+                 *(Image.fromarray(images[row]) for images in columns.values())]
+        tiles += [Image.fromarray(truth[row])] if truth is not None else []
         for column, tile in enumerate(tiles):
             sheet.paste(tile, (column * (size + pad), header + row * (size + pad)))
     return sheet
+
+
+def generations_sheet(device: str) -> Image.Image:
+    """The Live configuration's drawings of SHEET_PROMPTS: 64 px | bicubic | upscale=2 (same seed, same drawing)."""
+    import genimg
+
+    drawn = {upscale: [genimg.load("latent-lcm", device=device, tiny_decoder=True, upscale=upscale)
+                       .generate(prompt, steps=1, seed=0).images[0] for prompt in SHEET_PROMPTS]
+             for upscale in (1, 2)}
+    small = np.stack([np.asarray(image) for image in drawn[1]])
+    return contact_sheet(small, {"bicubic": upscale_all("bicubic", small, None),
+                                 "upscale=2": np.stack([np.asarray(image) for image in drawn[2]])},
+                         None, list(SHEET_PROMPTS))
 
 
 def evaluate_upscaler(out: Path, upscaler_folder=None, device: str = "cpu", limit: int = 64, seed: int = 0,
@@ -122,6 +140,8 @@ def evaluate_upscaler(out: Path, upscaler_folder=None, device: str = "cpu", limi
     report["sheet_emoji"] = [glyphs64.names[held_out[r]] for r in rows]
     out.mkdir(parents=True, exist_ok=True)
     sheet.save(out / "upscaler.png")
+    if prompt_match_rows:
+        generations_sheet(device).save(out / "upscaler-generations.png")
     (out / "upscaler.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "upscaler.md").write_text(to_markdown(report))
     return report
@@ -164,4 +184,7 @@ def to_markdown(report: dict) -> str:
                      f"{'hit' if targets['prompt_match_hit'] else 'missed'}.")
     lines += ["", "Contact sheet (upscaler.png): 64 px (nearest) | bicubic | upscaler | truth, for "
                   + ", ".join(report["sheet_emoji"]) + "."]
+    if report["prompt_match"]:
+        lines += ["", "Generations (upscaler-generations.png): latent-lcm, 1 step, tiny decoder, seed 0 (the Live tab's "
+                      "configuration), 64 px (nearest) | bicubic | upscale=2, for " + ", ".join(SHEET_PROMPTS) + "."]
     return "\n".join(lines) + "\n"
