@@ -77,7 +77,8 @@ def markdown(rows: dict, backend: str, steps: int, batch_size: int, rounds: int,
              f"- Command: `{context['command']}`",
              f"- Medians of {rounds} interleaved rounds per configuration, ms per image of the whole generation "
              "(`generator.generate`), with and without `upscale=2`; the upscale stage from `result.timings`.", "",
-             "| configuration | 64 px (ms / image) | 128 px, upscaled (ms / image) | ratio | upscale stage (ms / image) |",
+             "| configuration | 64 px (ms / image) | 128 px, upscaled (ms / image) | ratio "
+             "| upscale stage (ms / image) |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {label} | {row['ms_per_image']:.2f} | {row['ms_per_image_upscaled']:.2f} | {row['ratio']:.2f}x | "
               f"{row['upscale_stage_ms_per_image']:.2f} |" for label, row in rows.items()]

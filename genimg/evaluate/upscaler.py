@@ -185,6 +185,7 @@ def to_markdown(report: dict) -> str:
     lines += ["", "Contact sheet (upscaler.png): 64 px (nearest) | bicubic | upscaler | truth, for "
                   + ", ".join(report["sheet_emoji"]) + "."]
     if report["prompt_match"]:
-        lines += ["", "Generations (upscaler-generations.png): latent-lcm, 1 step, tiny decoder, seed 0 (the Live tab's "
-                      "configuration), 64 px (nearest) | bicubic | upscale=2, for " + ", ".join(SHEET_PROMPTS) + "."]
+        lines += ["", "Generations (upscaler-generations.png): latent-lcm, 1 step, tiny decoder, seed 0 (the Live "
+                      "tab's configuration), 64 px (nearest) | bicubic | upscale=2, for "
+                      + ", ".join(SHEET_PROMPTS) + "."]
     return "\n".join(lines) + "\n"

@@ -6,9 +6,9 @@ Losses, as in ESRGAN/Real-ESRGAN but small:
 - L1 to the 128 px glyph (what PSNR rewards);
 - a perceptual loss (``PERCEPTUAL_WEIGHT``): the LPIPS-style distance between the judge's first three conv stages'
   features of the output and of the glyph (``genimg.models.judge.perceptual_distance``; the judge is frozen);
-- after ``WARMUP_FRACTION`` of the steps (or of the time budget, whichever ends first) on L1 + perceptual alone, a hinge adversarial loss
-  (``ADVERSARIAL_WEIGHT``) from a small spectral-norm patch discriminator, which pushes edges to look drawn rather
-  than interpolated; a small weight, so that it sharpens without painting texture.
+- after ``WARMUP_FRACTION`` of the steps (or of the time budget, whichever ends first) on L1 + perceptual alone,
+  a hinge adversarial loss (``ADVERSARIAL_WEIGHT``) from a small spectral-norm patch discriminator, which pushes
+  edges to look drawn rather than interpolated; a small weight, so that it sharpens without painting texture.
 The shipped weights are an exponential moving average of the trained ones. ``python -m genimg train upscaler``.
 """
 from __future__ import annotations
@@ -129,9 +129,9 @@ def write_upscaler_card(folder: Path, summary: dict) -> None:
     budget = f" --seconds {config['seconds']:g}" if config["seconds"] else ""
     text = f"""# genimg upscaler (2x, 64 -> 128 px)
 
-A small residual conv net with pixel shuffle ({parameters:,} parameters, fp16 safetensors): `output = bilinear_2x(image) + pixel_shuffle(convs(image))`, every convolution at the
-input's 64x64. It ends any embedded backend's generation with `genimg.load(..., upscale=2)` (stage `upscale`) and
-serves `genimg.upscale(image)`.
+A small residual conv net with pixel shuffle ({parameters:,} parameters, fp16 safetensors):
+`output = bilinear_2x(image) + pixel_shuffle(convs(image))`, every convolution at the input's 64x64. It ends any
+embedded backend's generation with `genimg.load(..., upscale=2)` (stage `upscale`) and serves `genimg.upscale(image)`.
 
 ## Data
 - Targets: the {pairs["glyphs"]} training emoji of Noto Color Emoji rendered at 128x128 (the font's colour bitmaps are

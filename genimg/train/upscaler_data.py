@@ -77,7 +77,8 @@ def degraded_pairs(targets: torch.Tensor, generator: torch.Generator,
     def shift(images: torch.Tensor) -> torch.Tensor:
         return torch.where(shifted, (images * gain + offset).clamp(-1, 1), images)
 
-    modes = ("area", "bilinear", "bicubic") if small is None else ("font", "font", "font", "area", "bicubic", "bilinear")
+    modes = ("area", "bilinear", "bicubic")
+    modes = modes if small is None else ("font",) * 3 + modes
     mode = modes[int(torch.randint(len(modes), (1,), generator=generator))]
     inputs = shift(small) if mode == "font" else downscale(shift(targets), mode)
     blurred = torch.rand(batch, generator=generator) < BLUR_SHARE
