@@ -51,21 +51,22 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
              engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff: float = 1.0,
-             progress=gr.Progress()):
+             upscale: bool = False, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so.
-    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step)."""
+    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale``: end with the 2x
+    upscaler (128 px images; its time is the stage "upscale")."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
-                                           match_concepts, engine, quantize, pruned, guidance_cutoff)
+                                           match_concepts, engine, quantize, pruned, guidance_cutoff, upscale)
         engine, quantize = engine or "torch", quantize or "none"
         # Options with a first-call cost: compile compiles, OpenVINO converts (and int8 calibrates) on the first call.
         costly = [name for name, on in (("torch.compile", compile), (f"engine {engine}", engine not in ("", "torch")),
                                         (f"quantize {quantize}", quantize not in ("", "none"))) if on]
         key = (backend, precision, model, scheduler, tiny_decoder, match_concepts, engine, quantize, pruned, steps,
-               batch_size, guidance_cutoff)
+               batch_size, guidance_cutoff, bool(upscale))
         first_call_now = False
         if costly and key not in BREAK_EVEN.first_call_ms:  # timed once per configuration: the break-even needs it
             progress(0, desc=f"first call ({', '.join(costly)})")
@@ -80,7 +81,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         # Against the same configuration without any of them: plain torch, no compile, no quantisation.
         break_even = costly and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
             backend, precision, model, scheduler, False, tiny_decoder, match_concepts, pruned=pruned,
-            guidance_cutoff=guidance_cutoff)[0].generate(
+            guidance_cutoff=guidance_cutoff, upscale=upscale)[0].generate(
             prompt, steps=steps or None, batch_size=batch_size, seed=seed), batch_size)
     gallery = [(image, f"#{index + 1} · match {score:.0f}") for index, (image, score) in
                enumerate(zip(result.images, scores))]
@@ -92,7 +93,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
                                        engine=engine, quantize=quantize, pruned=bool(pruned),
-                                       guidance_cutoff=guidance_cutoff))
+                                       guidance_cutoff=guidance_cutoff, upscale=bool(upscale)))
     return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
@@ -176,6 +177,9 @@ Speed options: precision (bf16 halves memory traffic and is fast on CPUs with bf
 scheduler, `torch.compile`, tiny decoder, engine (OpenVINO on the CPU: converted once, then read from a disk cache)
 quantize (int8; fp8 on GPUs with fp8 units) and guidance on the first steps only (guided backends: one UNet pass
 instead of two after the cutoff); the Python API adds channels_last, fused QKV and CUDA graphs.
+**Upscale 2x**: a small GAN upscaler (a few residual convs and a pixel shuffle, trained on the font's 128 px glyphs
+with L1, a perceptual loss from the judge's features and a patch critic) turns any embedded model's 64x64 drawing
+into 128x128; its time is the stage `upscale`. Compare has a "64 vs 128 px" preset.
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
 
@@ -191,6 +195,8 @@ def build_generate_tab() -> None:
                 steps = number_input(gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
                                                info="0 = backend default; gan/vae: 1 pass"))
                 batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size"))
+            upscale = gr.Checkbox(value=False, label="Upscale 2x (128 px)", elem_id="upscale",
+                                  info="the GAN upscaler sharpens the 64 px drawing (gan, vae, latent, latent-lcm)")
             with gr.Accordion("More speed options", open=False):
                 model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
@@ -218,7 +224,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff]
+              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff, upscale]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 

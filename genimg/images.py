@@ -16,9 +16,9 @@ FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}  # PIL's format name ->
 BACKGROUND = (255, 255, 255)  # the models draw emoji on white: transparency and padding become white
 
 
-def read_image(source, size: tuple[int, int]) -> Image.Image:
+def read_image(source, size: tuple[int, int] | None) -> Image.Image:
     """``source`` (a file path, bytes, or a PIL image) as an RGB image of ``size`` (width, height): transparency on
-    white, the whole image kept (fitted in the centre, the rest white), Lanczos-resampled.
+    white, the whole image kept (fitted in the centre, the rest white), Lanczos-resampled. ``size`` None: its own.
 
     Refused with InvalidRequest: files over MAX_IMAGE_BYTES, anything but PNG, JPEG or WebP (judged by content, not
     by name), images over MAX_IMAGE_PIXELS (checked from the header, before any pixel is decoded), broken files."""
@@ -34,6 +34,8 @@ def read_image(source, size: tuple[int, int]) -> Image.Image:
     rgba = image.convert("RGBA")
     flat = Image.new("RGB", rgba.size, BACKGROUND)
     flat.paste(rgba, mask=rgba.getchannel("A"))
+    if size is None:
+        return flat
     return ImageOps.pad(flat, size, method=Image.Resampling.LANCZOS, color=BACKGROUND)
 
 

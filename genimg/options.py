@@ -17,6 +17,7 @@ MAX_STEPS = 100
 MAX_BATCH_SIZE = 16
 MAX_SEED = 2**32 - 1
 MAX_GUIDANCE = 30.0
+UPSCALE_FACTORS = (1, 2)  # 1: the models' own 64 px; 2: the 2x upscaler (128 px)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -64,6 +65,9 @@ class SpeedOptions:
     # The channel-pruned weights (genimg.accel.prune, fine-tuned by distillation) of the embedded 'gan' and 'latent'
     # models: fewer channels, fewer FLOPs, at the quality cost their model cards and docs/benchmarks.md report.
     pruned: bool = False
+    # 2: end with the 2x upscaler (genimg.models.upscaler): 128x128 images from the 64x64 models, timed as the stage
+    # "upscale". Embedded backends only (a model= pipeline draws at its own resolution). 1: off.
+    upscale: int = 1
 
     def validated(self) -> "SpeedOptions":
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
@@ -79,6 +83,8 @@ class SpeedOptions:
             raise InvalidRequest(f"guidance_cutoff must be a fraction of the steps in (0, 1], got {cutoff!r}.")
         if not isinstance(self.pruned, bool):
             raise InvalidRequest(f"pruned is True or False, got {self.pruned!r}.")
+        if isinstance(self.upscale, bool) or self.upscale not in UPSCALE_FACTORS:
+            raise InvalidRequest(f"upscale is 1 (off) or 2 (the 2x upscaler: 64 -> 128 px), got {self.upscale!r}.")
         if self.engine not in ENGINES:
             raise InvalidRequest(f"Unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}.")
         if self.quantize is not None and self.quantize not in QUANTIZE:
@@ -139,6 +145,16 @@ def guidance_cutoff_or_none(cutoff):
     if cutoff is None or cutoff == "" or (not isinstance(cutoff, bool) and cutoff == 1):
         return None
     return cutoff
+
+
+def upscale_factor(upscale):
+    """A front end's upscale as SpeedOptions takes it: a checkbox (True/False), nothing (1) or a factor; anything else
+    is passed on for ``validated`` to refuse."""
+    if upscale is None or upscale == "" or upscale is False:
+        return 1
+    if upscale is True:
+        return 2
+    return upscale
 
 
 def clean_prompt(prompt) -> str:

@@ -70,6 +70,10 @@ class GeneratorCache:
             raise UnsupportedOption(f"pruned: genimg ships pruned weights for the embedded "
                                     f"{' and '.join(PRUNED_BACKENDS)} models only, not for {model or backend!r}; "
                                     "use pruned=False.")
+        if options.upscale != 1 and model is not None:
+            raise UnsupportedOption(f"upscale={options.upscale}: the upscaler is for the embedded 64x64 models; "
+                                    f"{model!r} draws at its own resolution. Use upscale=1 with model=, or an "
+                                    "embedded backend (gan, vae, latent, latent-lcm) to upscale.")
         key = (backend, model, options)
         with self._lock:
             if key in self._generators:

@@ -231,3 +231,31 @@ def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_u
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)  # the snippet, run as it is shown
     again, _ = namespace["result"]
     assert [path.read_bytes() for path in images_of(again)] == [path.read_bytes() for path in images_of(gallery)]
+
+
+def test_generate_upscales_2x_and_times_the_upscaler_as_its_own_stage(client):
+    request = dict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
+    plain, _ = client.predict(**request, api_name="/generate")
+    gallery, latency = client.predict(**request, upscale=True, api_name="/generate")
+    from PIL import Image
+
+    assert Image.open(images_of(plain)[0]).size == (64, 64)
+    assert Image.open(images_of(gallery)[0]).size == (128, 128)
+    assert "| upscale |" in latency and "upscaled 2x (128 px)" in latency
+    assert "upscale=2)" in latency and "--upscale 2" in latency  # copy as code carries it
+
+
+def test_compare_preset_puts_64_and_128_px_side_by_side(client):
+    import ui.compare
+
+    values = ui.compare.upscale_preset()
+    assert values[-4:] == [False, True, False, True] and values[:5] == ["latent-lcm", "fp32", 1, "default", True]
+    gallery, _, _, downloads, code = client.predict(
+        "rocket", 0, backend_1="gan", backend_2="gan", upscale_2=True, backend_3="off", backend_4="off", repeats=1,
+        api_name="/compare")
+    results = json.loads(Path(next(path for path in downloads if path.endswith(".json"))).read_text())["results"]
+    assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan fp32 1 pass upscaled 2x"]
+    from PIL import Image
+
+    assert [Image.open(path).size for path in images_of(gallery)] == [(64, 64), (128, 128)]
+    assert "upscale=2" in code and "--upscale 2" in code

@@ -61,3 +61,9 @@ def test_a_live_result_carries_the_code_that_reproduces_it(client, app_url):
     namespace = {}
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)
     assert Image.open(namespace["result"][0]).tobytes() == Image.open(image).tobytes()
+
+
+def test_live_can_upscale_2x(client):
+    image, latency = client.predict("rocket", 0, 1, "fp32", True, True, api_name="/live")
+    assert Image.open(image).size == (128, 128)
+    assert "upscale" in latency and "upscaled 2x (128 px)" in latency and "upscale=2" in latency

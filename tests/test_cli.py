@@ -39,6 +39,18 @@ def test_generation_options_reach_the_generator(tmp_path):
     assert refused.returncode == 2 and "guidance_cutoff" in refused.stderr and "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
+def test_upscale_2_writes_128_px_images_and_times_the_upscaler(tmp_path):
+    result = run_cli("generate", "rocket", "--backend", "gan", "--upscale", "2", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    assert Image.open(tmp_path / "0000.png").size == (128, 128)
+    assert json.loads(result.stdout)[0]["timings_ms"]["upscale"] > 0
+    refused = run_cli("generate", "rocket", "--upscale", "3", "--out", str(tmp_path))
+    assert refused.returncode == 2 and "--upscale" in refused.stderr
+
+
 def test_bad_input_exits_with_a_message_and_no_traceback(tmp_path):
     result = run_cli("generate", "   ", "--backend", "gan", "--out", str(tmp_path))
     assert result.returncode == 2

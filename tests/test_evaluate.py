@@ -130,3 +130,37 @@ def test_evaluate_cli_writes_the_report(emoji, tmp_path, capsys):
     assert "Top-5 by family, names" in (tmp_path / "eval.md").read_text()
     missed = [entry for entry in matched if entry["judge_rank"] >= 5 or entry["pixels_rank"] >= 5]
     assert (tmp_path / "misses" / "gan-paraphrases_matched.png").exists() == bool(missed)
+
+
+def test_upscaler_targets_compare_against_bicubic_and_lanczos():
+    from genimg.evaluate.upscaler import check_targets, psnr, to_markdown
+
+    truth = {"upscaler": {"psnr_db": 31.0, "perceptual": 0.01, "judge_embedding_distance": 0.0001},
+             "bicubic": {"psnr_db": 29.0, "perceptual": 0.02, "judge_embedding_distance": 0.0002},
+             "lanczos": {"psnr_db": 29.6, "perceptual": 0.009, "judge_embedding_distance": 0.0002}}
+    report = {"held_out_emoji": 3, "truth": truth, "sheet_emoji": ["a", "b"],
+              "prompt_match": {"gan": {"score_64": 50.0, "score_upscaled": 49.5, "change": -0.5}}}
+    report["targets"] = check_targets(report)
+    assert report["targets"]["psnr_hit"] and not report["targets"]["perceptual_better_than_bicubic_and_lanczos"]
+    assert report["targets"]["prompt_match_hit"] and report["targets"]["largest_prompt_match_drop"] == 0.5
+    assert "**+2.00 dB**, hit" in to_markdown(report) and "| gan | 50.00 | 49.50 | -0.50 |" in to_markdown(report)
+    same = np.full((1, 4, 4, 3), 100, np.uint8)
+    assert psnr(same, same)[0] > 90 and abs(psnr(same + 1, same)[0] - 48.13) < 0.01
+
+
+@needs_font
+@pytest.mark.slow
+def test_evaluate_upscaler_writes_report_json_and_contact_sheet(emoji, tmp_path, capsys):
+    from PIL import Image
+
+    from genimg.evaluate.upscaler import METHODS, PROMPT_CONFIGS, SHEET_EMOJI
+
+    assert main(["evaluate", "--upscaler", "--limit", "2", "--device", "cpu", "--out", str(tmp_path), "--json"]) == 0
+    report = json.loads((tmp_path / "upscaler.json").read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    assert set(report["truth"]) == set(METHODS) and report["held_out_emoji"] == len(emoji) // 20 + 1
+    assert all(row["psnr_db"] > 15 and row["perceptual"] >= 0 for row in report["truth"].values())
+    assert set(report["prompt_match"]) == {label for label, *_ in PROMPT_CONFIGS}
+    assert Image.open(tmp_path / "upscaler.png").size == (4 * 132, 18 + SHEET_EMOJI * 132)
+    assert "| bicubic |" in (tmp_path / "upscaler.md").read_text()
+    assert Image.open(tmp_path / "upscaler-generations.png").size == (3 * 132, 18 + 6 * 132)

@@ -182,3 +182,9 @@ def test_the_film_generators_ask_for_a_dynamic_batch():
 
     assert needs_dynamic_batch(TextConditionalGenerator()) and needs_dynamic_batch(TextConditionalVAE())
     assert not needs_dynamic_batch(tiny_unet())
+
+
+def test_weights_hash_takes_channels_last_bf16_weights():
+    model = torch.nn.Sequential(torch.nn.Conv2d(128, 32, 1), torch.nn.Conv2d(32, 3, 3)).to(torch.bfloat16)
+    plain = weights_hash(model)
+    assert weights_hash(model.to(memory_format=torch.channels_last)) == plain

@@ -64,3 +64,17 @@ def test_guidance_on_every_step_is_no_cutoff_and_anything_else_goes_on_to_be_che
     assert guidance_cutoff_or_none(True) is True  # not taken for 1: validated() refuses it
     with pytest.raises(InvalidRequest, match="guidance_cutoff"):
         SpeedOptions(guidance_cutoff=guidance_cutoff_or_none(True)).validated()
+
+
+@pytest.mark.parametrize("upscale", [0, 3, 4, True, "2", 1.5, None])
+def test_upscale_is_1_or_2_and_nothing_else(upscale):
+    with pytest.raises(InvalidRequest, match="upscale is 1 .off. or 2"):
+        SpeedOptions(device="cpu", upscale=upscale).validated()
+    assert SpeedOptions(device="cpu", upscale=2).validated().upscale == 2
+
+
+def test_a_front_ends_upscale_checkbox_becomes_a_factor():
+    from genimg.options import upscale_factor
+
+    assert [upscale_factor(value) for value in (None, "", False, True, 1, 2)] == [1, 1, 1, 2, 1, 2]
+    assert upscale_factor(3) == 3  # passed on, for validated() to refuse

@@ -23,6 +23,14 @@ def test_the_app_arguments_split_into_load_and_generate_with_defaults_left_out()
     assert call == {"prompt": "a cat", "batch_size": 2, "seed": 7}
 
 
+def test_upscale_is_a_load_option_the_cli_spells_and_is_left_out_when_off():
+    arguments = dict(prompt="a cat", backend="latent-lcm", steps=1, batch_size=1, precision="fp32", seed=0)
+    load, _ = reproduce.load_and_call({**arguments, "upscale": True})
+    assert load["upscale"] == 2
+    assert "--upscale 2" in reproduce.cli_command(load, {"prompt": "a cat"})
+    assert "upscale" not in reproduce.load_and_call({**arguments, "upscale": False})[0]
+
+
 def test_the_cli_command_quotes_the_prompt_and_spells_every_option():
     command = reproduce.cli_command({"backend": "latent", "precision": "fp32", "tiny_decoder": True,
                                      "match_concepts": False},

@@ -22,6 +22,10 @@ DEFAULT_REPEATS, MAX_REPEATS = 5, 20
 # Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
 # tiny decoder, the one-pass GAN.
 COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
+# The "64 vs 128 px" preset: each model at its own 64 px, then the same with the 2x upscaler (backend, steps, tiny
+# decoder, upscale): the sharpness and what it costs, side by side.
+UPSCALE_PRESET = [("latent-lcm", 1, True, False), ("latent-lcm", 1, True, True), ("gan", 1, False, False),
+                  ("gan", 1, False, True)]
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
 
@@ -60,7 +64,8 @@ def compare(prompt: str, seed: int = 0,
             engine_3: str = "torch", quantize_3: str = "none", engine_4: str = "torch", quantize_4: str = "none",
             pruned_1: bool = False, pruned_2: bool = False, pruned_3: bool = False, pruned_4: bool = False,
             guidance_cutoff_1: float = 1.0, guidance_cutoff_2: float = 1.0, guidance_cutoff_3: float = 1.0,
-            guidance_cutoff_4: float = 1.0, progress=gr.Progress()):
+            guidance_cutoff_4: float = 1.0, upscale_1: bool = False, upscale_2: bool = False,
+            upscale_3: bool = False, upscale_4: bool = False, progress=gr.Progress()):
     """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
     is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
 
@@ -70,16 +75,17 @@ def compare(prompt: str, seed: int = 0,
     import pandas as pd
 
     columns = [(backend_1, precision_1, steps_1, scheduler_1, tiny_decoder_1, engine_1, quantize_1, pruned_1,
-                guidance_cutoff_1),
+                guidance_cutoff_1, upscale_1),
                (backend_2, precision_2, steps_2, scheduler_2, tiny_decoder_2, engine_2, quantize_2, pruned_2,
-                guidance_cutoff_2),
+                guidance_cutoff_2, upscale_2),
                (backend_3, precision_3, steps_3, scheduler_3, tiny_decoder_3, engine_3, quantize_3, pruned_3,
-                guidance_cutoff_3),
+                guidance_cutoff_3, upscale_3),
                (backend_4, precision_4, steps_4, scheduler_4, tiny_decoder_4, engine_4, quantize_4, pruned_4,
-                guidance_cutoff_4)]
+                guidance_cutoff_4, upscale_4)]
     configs = [dict(backend=b, precision=p, steps=s, scheduler=sc, tiny_decoder=bool(t), engine=e or "torch",
-                    quantize=q or "none", pruned=bool(pr), guidance_cutoff=1.0 if g in (None, "") else g)
-               for b, p, s, sc, t, e, q, pr, g in columns if b and b != OFF]
+                    quantize=q or "none", pruned=bool(pr), guidance_cutoff=1.0 if g in (None, "") else g,
+                    upscale=bool(u))
+               for b, p, s, sc, t, e, q, pr, g, u in columns if b and b != OFF]
     if len(configs) < 2:
         raise gr.Error("Choose at least two configurations to compare (set the others' backend to 'off').")
     repeats = checked_repeats(repeats)
@@ -89,7 +95,7 @@ def compare(prompt: str, seed: int = 0,
             progress(0, desc=f"{index}/{len(configs)}: loading {config['backend']}")
             generator, _ = load_generator(config["backend"], config["precision"], "", config["scheduler"],
                                           False, config["tiny_decoder"], True, config["engine"], config["quantize"],
-                                          config["pruned"], config["guidance_cutoff"])
+                                          config["pruned"], config["guidance_cutoff"], config["upscale"])
             single_pass = generator.default_steps is None
             steps = None if single_pass else config["steps"]
             # The first call of a configuration (lazy initialisation, caches) is timed, but apart from the repeats.
@@ -119,8 +125,8 @@ def build_compare_tab() -> None:
         seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
         repeats = number_input(gr.Slider(1, MAX_REPEATS, value=DEFAULT_REPEATS, step=1, label="Repeats",
                                          info="timed runs per configuration, after one warm-up run timed apart"))
-    # Engine, pruned, then guidance inputs go last: older API callers' positions stay valid.
-    config_inputs, engine_inputs, pruned_inputs, cutoff_inputs = [], [], [], []
+    # Engine, pruned, guidance, then upscale inputs go last: older API callers' positions stay valid.
+    config_inputs, engine_inputs, pruned_inputs, cutoff_inputs, upscale_inputs = [], [], [], [], []
     with gr.Row():
         for index, (default_backend, default_steps, default_tiny) in enumerate(COMPARE_DEFAULTS, start=1):
             with gr.Column(min_width=180):
@@ -137,7 +143,10 @@ def build_compare_tab() -> None:
                 pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)",
                                                  visible=pruned_models_present()))
                 cutoff_inputs.append(gr.Dropdown(GUIDANCE_CUTOFF_CHOICES, value=1.0, label="Guidance on"))
-    button = gr.Button("Compare", variant="primary")
+                upscale_inputs.append(gr.Checkbox(value=False, label="Upscale 2x (128 px)"))
+    with gr.Row():
+        preset = gr.Button("Preset: 64 vs 128 px (the upscaler)", size="sm", elem_id="compare-upscale-preset")
+        button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
     table = gr.Dataframe(label="Results: median and p90 of the repeats (speed-up vs configuration 1)",
@@ -147,5 +156,15 @@ def build_compare_tab() -> None:
                            x_label_angle=-15, height=320)
     downloads = gr.File(label="Download results (CSV, JSON)", file_count="multiple")
     code = gr.Markdown(elem_id="compare-code")
-    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs, *pruned_inputs, *cutoff_inputs],
+    button.click(compare, [prompt, seed, *config_inputs, repeats, *engine_inputs, *pruned_inputs, *cutoff_inputs,
+                           *upscale_inputs],
                  [gallery, chart, table, downloads, code], api_name="compare", concurrency_id="models")
+    preset.click(upscale_preset, None, [*config_inputs, *upscale_inputs], api_visibility="private", queue=False)
+
+
+def upscale_preset() -> list:
+    """The values of every configuration input for the "64 vs 128 px" preset (see UPSCALE_PRESET), in the order
+    build_compare_tab lists them: five per column (backend, precision, steps, scheduler, tiny decoder), then the
+    four upscale checkboxes."""
+    columns = [[backend, "fp32", steps, "default", tiny] for backend, steps, tiny, _ in UPSCALE_PRESET]
+    return [value for column in columns for value in column] + [upscale for *_, upscale in UPSCALE_PRESET]

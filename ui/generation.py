@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 import genimg
-from genimg.options import guidance_cutoff_or_none
+from genimg.options import guidance_cutoff_or_none, upscale_factor
 from genimg.serve.batching import batcher_for
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.threads import on_torch_thread
@@ -31,7 +31,8 @@ def checked_model(model) -> str | None:
 
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
-                   engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None):
+                   engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None,
+                   upscale=False):
     """The cached generator for these options, and how long loading took (about 0 when it was cached). On a
     cluster (``connect_cluster``), a stand-in whose generations run on the cluster's replicas."""
     model = checked_model(model)
@@ -42,7 +43,7 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
                    tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
                    match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
                    quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
-                   guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff))
+                   guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff), upscale=upscale_factor(upscale))
     if CLUSTER["drawer"] is not None:
         from genimg.serve.cluster import RemoteGenerator
 

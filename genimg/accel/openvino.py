@@ -54,7 +54,8 @@ def weights_hash(module: torch.nn.Module) -> str:
     for name, tensor in module.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).reshape(-1).numpy().tobytes() if tensor.numel() else b"")
+        # reshape first: a channels_last (C, C', 1, 1) weight counts as contiguous with a last stride of C'
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 

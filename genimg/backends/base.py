@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genimg.backends.upscale import ImageUpscaler
 from genimg.concepts import ConceptIndex, ConceptMatch
 from genimg.errors import InvalidRequest, UnsupportedOption
 from genimg.guards import (MAX_PIXELS_PER_REQUEST, Deadline, call_freeing_memory_on_oom, check_finite,
@@ -85,6 +86,8 @@ class BaseGenerator:
     max_pixels = MAX_PIXELS_PER_REQUEST
     # True for a backend that seeds its sampler's step noise with step_generators(request.seed).
     step_noise_per_image = False
+    # Whether SpeedOptions.upscale=2 may end this backend's generations with the 2x upscaler (the embedded 64 px ones).
+    can_upscale = True
 
     def __init__(self, options: SpeedOptions):
         self.options = options.validated()
@@ -93,6 +96,16 @@ class BaseGenerator:
         self.lock = threading.Lock()
         self.notes: list[str] = []
         self.concepts: ConceptIndex | None = None  # set by backends that draw the embedded emoji world
+        self.upscaler = self._load_upscaler()
+
+    def _load_upscaler(self) -> ImageUpscaler | None:
+        """The 2x upscaler when ``upscale=2`` (prepared with this generator's speed options), else None."""
+        if self.options.upscale == 1:
+            return None
+        if not self.can_upscale:
+            raise UnsupportedOption(f"upscale={self.options.upscale}: the upscaler is for the embedded 64x64 models; "
+                                    "a model= pipeline draws at its own resolution. Use upscale=1.")
+        return ImageUpscaler(self.options, self.notes)
 
     def _text_encoder(self) -> TextEncoder:
         return TextEncoder(device=self.device, dtype=self.dtype)
@@ -214,6 +227,9 @@ class BaseGenerator:
                 text = self.encode(prompts, request.batch_size, timer)
                 images = self._generate(request, text, timer, deadline.wrap(on_step), **inputs)
                 check_finite(images)
+                if self.upscaler is not None:
+                    with timer.stage("upscale"):
+                        images = self.upscaler(images)  # (B, 3, 128, 128)
                 with timer.stage("to_pil"):
                     pil_images = to_pil(images)
                 return pil_images, text, timer.finish(), peak_memory_bytes(self.device)
@@ -225,6 +241,8 @@ class BaseGenerator:
         info = {"backend": self.name, "steps": request.steps, "guidance": request.guidance,
                 "prompt": request.prompt, "seed": int(request.seed), "precision": self.options.precision,
                 "device": self.device, "notes": list(self.notes)}
+        if self.upscaler is not None:
+            info["upscale"] = self.options.upscale
         if match is not None:
             info["drawn_as"] = match.as_info()
         if request.negative_prompt:

@@ -110,6 +110,7 @@ class DiffusersGenerator(BaseGenerator):
     default_steps = 4
     default_guidance = None
     step_noise_per_image = True  # both paths seed step noise per image in a batch of separate requests
+    can_upscale = False  # a pipeline draws at its own resolution; the upscaler is made for the 64 px models
 
     def __init__(self, options: SpeedOptions, model: str, **components):
         super().__init__(options)

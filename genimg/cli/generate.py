@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 import genimg
 from genimg.errors import GenimgError
-from genimg.options import ENGINES, PRECISIONS, QUANTIZE, clean_prompt
+from genimg.options import ENGINES, PRECISIONS, QUANTIZE, UPSCALE_FACTORS, clean_prompt
 
 
 def add_parser(subparsers) -> None:
@@ -45,6 +45,8 @@ def add_load_options(parser) -> None:
     parser.add_argument("--pruned", action="store_true", help="the channel-pruned weights (gan, latent)")
     parser.add_argument("--guidance-cutoff", type=float,
                         help="classifier-free guidance on this first fraction of the steps only (0-1]")
+    parser.add_argument("--upscale", type=int, choices=UPSCALE_FACTORS,
+                        help="2: end with the 2x upscaler (128 px images; embedded backends only)")
     parser.add_argument("--no-match-concepts", dest="match_concepts", action="store_false", default=None,
                         help="condition the model on the prompt as typed, not on the nearest known emoji")
 
@@ -54,7 +56,8 @@ def load_options(args: argparse.Namespace) -> dict:
     options = {"device": args.device, "precision": args.precision, "model": args.model,
                "tiny_decoder": args.tiny_decoder, "compile": args.compile, "pruned": args.pruned}
     options.update({name: getattr(args, name) for name in ("scheduler", "guidance_cutoff", "match_concepts",
-                                                           "engine", "quantize") if getattr(args, name) is not None})
+                                                           "engine", "quantize", "upscale")
+                    if getattr(args, name) is not None})
     return options
 
 

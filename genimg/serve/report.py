@@ -8,7 +8,7 @@ import json
 import statistics
 from pathlib import Path
 
-from genimg.options import guidance_cutoff_or_none
+from genimg.options import guidance_cutoff_or_none, upscale_factor
 from genimg.timing import percentile
 
 
@@ -49,7 +49,7 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
         "",
         f"{info.get('model') or info['backend']} · {info['precision']} · {info['device']} · "
         + (f"{info['steps']} steps · " if info.get("steps") else "") + f"batch {count} · seed {info['seed']}"
-        + drawn_by(info),
+        + upscaled_note(info) + drawn_by(info),
     ]
     if server_ms is not None:
         lines.append("\n" + server_line(total, *server_ms))
@@ -78,7 +78,7 @@ def live_markdown(result) -> str:
     stages = " · ".join(f"{stage} {ms:,.1f}" for stage, ms in timings.items() if stage != "total")
     return (f"**{timings['total']:,.1f} ms** to draw \u201c{info['prompt']}\u201d{drawn}  \n"
             f"{stages} ms · {info['backend']} {info['steps']} step{'s' if info['steps'] != 1 else ''} · "
-            f"{info['precision']} · {info['device']} · seed {info['seed']}{drawn_by(info)}")
+            f"{info['precision']} · {info['device']} · seed {info['seed']}{upscaled_note(info)}{drawn_by(info)}")
 
 
 def drawn_by(info: dict) -> str:
@@ -86,10 +86,15 @@ def drawn_by(info: dict) -> str:
     return f" · replica {info['replica']} (pid {info['pid']})" if info.get("replica") else ""
 
 
+def upscaled_note(info: dict) -> str:
+    """" · upscaled 2x (128 px)" for a generation that ended with the upscaler, else nothing."""
+    return f" · upscaled {info['upscale']}x ({64 * info['upscale']} px)" if info.get("upscale") else ""
+
+
 def config_label(index: int, backend: str, precision: str, steps, scheduler: str, tiny_decoder: bool,
                  single_pass: bool, engine: str = "torch", quantize: str | None = None, pruned: bool = False,
-                 guidance_cutoff: float | None = None) -> str:
-    """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder"."""
+                 guidance_cutoff: float | None = None, upscale=1) -> str:
+    """A comparison column's short name, e.g. "2. latent-lcm fp32 4 steps tiny decoder upscaled 2x"."""
     parts = [f"{index}. {backend}"] + (["pruned"] if pruned else []) + (["OpenVINO"] if engine == "openvino" else [])
     parts.append(precision)
     parts += [quantize] if quantize not in (None, "", "none") else []
@@ -100,6 +105,8 @@ def config_label(index: int, backend: str, precision: str, steps, scheduler: str
         parts.append("tiny decoder")
     if guidance_cutoff_or_none(guidance_cutoff) is not None and not single_pass:
         parts.append(f"guidance on {guidance_cutoff:.0%} of steps")
+    if upscale_factor(upscale) != 1:
+        parts.append(f"upscaled {upscale_factor(upscale)}x")
     return " ".join(parts)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from genimg.options import guidance_cutoff_or_none
+from genimg.options import guidance_cutoff_or_none, upscale_factor
 
 APP_URL = "http://127.0.0.1:7860/"  # where `python app.py` serves by default
 # CLI flags for genimg.load options and generate arguments (python -m genimg generate); booleans are switches.
@@ -12,7 +12,7 @@ CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precisi
              "tiny_decoder": "--tiny-decoder", "compile": "--compile", "steps": "--steps",
              "batch_size": "--batch-size", "seed": "--seed", "guidance": "--guidance",
              "negative_prompt": "--negative-prompt", "engine": "--engine", "quantize": "--quantize",
-             "pruned": "--pruned", "guidance_cutoff": "--guidance-cutoff"}
+             "pruned": "--pruned", "guidance_cutoff": "--guidance-cutoff", "upscale": "--upscale"}
 
 
 def _arguments(values: dict) -> str:
@@ -96,6 +96,8 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
         load["pruned"] = True
     if guidance_cutoff_or_none(arguments.get("guidance_cutoff")) is not None:
         load["guidance_cutoff"] = arguments["guidance_cutoff"]
+    if upscale_factor(arguments.get("upscale")) != 1:
+        load["upscale"] = upscale_factor(arguments["upscale"])
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
             "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None}

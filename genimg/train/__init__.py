@@ -16,6 +16,7 @@ TRAINERS = {
     "concepts": ("genimg.train.concepts", "build", "assets/models/concepts", 0, 0.0),
     "prune-unet": ("genimg.train.prune", "train_unet", "assets/models/latent-pruned", 64, 1e-4),
     "prune-gan": ("genimg.train.prune", "train_gan", "assets/models/gan-pruned", 256, 2e-4),
+    "upscaler": ("genimg.train.upscaler", "train", "assets/models/upscaler", 16, 1e-3),
 }
 # distillation and pruning: the model each learns from, unless --teacher names another
 DEFAULT_TEACHERS = {"distill": "assets/models/latent", "prune-unet": "assets/models/latent",
