@@ -56,7 +56,8 @@ def test_a_live_result_carries_the_code_that_reproduces_it(client, app_url):
     image, latency = client.predict("rocket", 3, 2, "fp32", True, api_name="/live")
     assert "<details><summary>Copy as code" in latency
     python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
-    assert "genimg.load('latent-lcm', precision='fp32', tiny_decoder=True)" in python
+    assert ("genimg.load('latent-lcm', precision='fp32', tiny_decoder=True, engine='openvino', "
+            "text_engine='openvino-int8')") in python
     assert "generate('rocket', steps=2, seed=3)" in python and "--tiny-decoder" in shell
     namespace = {}
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)
