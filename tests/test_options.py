@@ -64,3 +64,15 @@ def test_guidance_on_every_step_is_no_cutoff_and_anything_else_goes_on_to_be_che
     assert guidance_cutoff_or_none(True) is True  # not taken for 1: validated() refuses it
     with pytest.raises(InvalidRequest, match="guidance_cutoff"):
         SpeedOptions(guidance_cutoff=guidance_cutoff_or_none(True)).validated()
+
+
+@pytest.mark.parametrize("text_engine", ["onnx", "int8", ""])
+def test_unknown_text_engine_is_refused_with_the_choices(text_engine):
+    with pytest.raises(InvalidRequest, match="openvino-int8"):
+        SpeedOptions(device="cpu", text_engine=text_engine).validated()
+
+
+def test_the_text_engine_follows_the_engine_unless_given():
+    assert SpeedOptions(device="cpu").text_engine_resolved == "torch"
+    assert SpeedOptions(device="cpu", engine="openvino").text_engine_resolved == "openvino"
+    assert SpeedOptions(device="cpu", text_engine="openvino-int8").text_engine_resolved == "openvino-int8"

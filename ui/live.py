@@ -44,6 +44,8 @@ def live_result(prompt: str, seed: int, steps: int, precision: str, tiny_decoder
     if not isinstance(prompt, str) or not prompt.strip():
         return None, EMPTY_MESSAGE, ""
     options = live_options(tiny_decoder, engine)
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or not 1 <= steps <= LIVE_MAX_STEPS:
+        raise gr.Error(f"Live draws with 1 to {LIVE_MAX_STEPS} steps, got {steps!r}.")
     with user_errors():
         result = one_image(prompt, LIVE_BACKEND, steps, precision, seed, speed_options=options, shown=shown)
     code = reproduce_generation({"backend": LIVE_BACKEND, "precision": precision, **options},
