@@ -38,6 +38,8 @@ PROBE = """() => {
   const box = document.querySelector('#live-prompt textarea');
   const latency = document.querySelector('#live-latency');
   window.__live = {keyAt: null, keys: [], updates: [], loads: []};
+  if (window.__liveProbe) return;  // installed once per page; a second call only resets the records
+  window.__liveProbe = true;
   box.addEventListener('keydown', () => {
     window.__live.keyAt = performance.now(); window.__live.keys.push(window.__live.keyAt); }, true);
   new MutationObserver(() => {
