@@ -130,8 +130,8 @@ def build_live_tab(tab: gr.Tab | None = None) -> None:
     # redraw in flight per page; the generator's lock and micro-batcher order the pages among themselves. On a ZeroGPU
     # Space, which attaches the GPU inside queued events only, it stays queued.
     gr.on([prompt.change, seed.change, steps.change, precision.change, tiny_decoder.change, engine.change],
-          live_page, inputs + [shown], [image, latency, code, shown], trigger_mode="always_last", show_progress="hidden",
-          show_progress_on=[shown],
+          live_page, inputs + [shown], [image, latency, code, shown], trigger_mode="always_last",
+          show_progress="hidden", show_progress_on=[shown],
           queue=bool(os.environ.get("SPACES_ZERO_GPU")), api_visibility="private")
     if tab is not None:
         tab.select(warm_up_live, None, None, queue=False, show_progress="hidden", api_visibility="private")
