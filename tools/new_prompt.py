@@ -17,9 +17,9 @@ import genimg
 CONFIGS = {
     "torch fp32 (Live before)": dict(precision="fp32"),
     "torch fp32, text openvino-int8": dict(precision="fp32", text_engine="openvino-int8"),
-    "openvino fp32, text openvino-int8": dict(precision="fp32", engine="openvino", text_engine="openvino-int8"),
-    "openvino bf16, text openvino-int8 (Live)": dict(precision="bf16", engine="openvino",
+    "openvino fp32, text openvino-int8 (Live)": dict(precision="fp32", engine="openvino",
                                                      text_engine="openvino-int8"),
+    "openvino bf16, text openvino-int8": dict(precision="bf16", engine="openvino", text_engine="openvino-int8"),
 }
 WORDS = ("apple banana cherry dog cat rocket heart pizza star moon sun tree house car boat plane train fish bird "
          "frog snow fire smile grin wave flag cloud book clock key lock bell gift cake cup tea").split()
