@@ -26,7 +26,7 @@ from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES,
                        SCHEDULER_CHOICES, gpu, logger, number_input, pruned_models_present, queue_wait_ms,
                        user_errors)
 from ui.compare import build_compare_tab
-from ui.generation import WARM_UP_PROMPT, connect_cluster, draw_one, load_generator, match_scores, run_generation
+from ui.generation import WARM_UP_PROMPT, connect_cluster, load_generator, match_scores, one_image, run_generation
 from ui.img2img import build_img2img_tab
 from ui.live import build_live_tab
 
@@ -97,15 +97,10 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
-def one_image(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
-    """One image through the cached generator's micro-batcher (or a cluster's replicas): concurrent calls with the
-    same backend, precision and steps share a batch. Serves /generate_one and POST /v1/image (genimg.serve.rest)."""
-    return draw_one(prompt, backend, steps, precision, seed)
-
-
 @gpu()
 def generate_one(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0):
-    """The plain one-image API of Gradio's queue (see one_image)."""
+    """The plain one-image API of Gradio's queue (see ui.generation.one_image: every one-image generation of the
+    app, POST /v1/image and Live included, goes through it)."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
     with user_errors():
         result = one_image(prompt, backend, steps, precision, seed)
@@ -271,8 +266,8 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# genimg\nFast text-to-image on small emoji models: see every millisecond, and what it buys.")
         with gr.Tab("Generate"):
             build_generate_tab()
-        with gr.Tab("Live"):
-            build_live_tab()
+        with gr.Tab("Live") as live_tab:
+            build_live_tab(live_tab)
         with gr.Tab("Image to image"):
             build_img2img_tab()
         with gr.Tab("Compare"):

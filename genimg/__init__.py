@@ -27,7 +27,8 @@ def load(backend: str, device: str = "auto", precision: str = "fp32", model: str
     """A generator for ``backend`` (cached: the same arguments return the same loaded generator).
 
     ``speed_options``: scheduler, compile, channels_last, tiny_decoder, cuda_graphs, fuse_qkv, guidance_cutoff,
-    engine ("torch" or "openvino"), quantize (None, "int8", "fp8"), pruned (the channel-pruned gan or latent weights),
+    engine ("torch" or "openvino"), text_engine (None: as engine; "openvino-int8": the text encoder
+    on OpenVINO with int8 weights), quantize (None, "int8", "fp8"), pruned (the channel-pruned gan or latent weights),
     match_concepts (draw the known emoji nearest
     to the prompt; on by default for the embedded models), and upscale (2: 128 px images from the 2x upscaler, timed
     as the stage "upscale"; embedded backends only). See SpeedOptions.

@@ -10,6 +10,8 @@ from genimg.errors import InvalidRequest, UnsupportedOption
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ENGINES = ("torch", "openvino")
+# How the MiniLM text encoder runs: "openvino-int8" is OpenVINO with NNCF int8 weights (activations in float).
+TEXT_ENGINES = ("torch", "openvino", "openvino-int8")
 QUANTIZE = ("int8", "fp8")
 FP8_MIN_CAPABILITY = (8, 9)  # fp8 tensor cores: Ada (8.9), Hopper (9.0) and later
 MAX_PROMPT_CHARS = 1000
@@ -68,6 +70,9 @@ class SpeedOptions:
     # 2: end with the 2x upscaler (genimg.models.upscaler): 128x128 images from the 64x64 models, timed as the stage
     # "upscale". Embedded backends only (a model= pipeline draws at its own resolution). 1: off.
     upscale: int = 1
+    # What runs the MiniLM text encoder: None follows ``engine`` ("torch", or "openvino" with float weights: the same
+    # embeddings); "openvino-int8" compresses its weights to int8 (cosine to fp32 >= 0.998, see genimg.text).
+    text_engine: str | None = None
 
     def validated(self) -> "SpeedOptions":
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
@@ -87,6 +92,9 @@ class SpeedOptions:
             raise InvalidRequest(f"upscale is 1 (off) or 2 (the 2x upscaler: 64 -> 128 px), got {self.upscale!r}.")
         if self.engine not in ENGINES:
             raise InvalidRequest(f"Unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}.")
+        if self.text_engine is not None and self.text_engine not in TEXT_ENGINES:
+            raise InvalidRequest(f"Unknown text_engine {self.text_engine!r}: choose None (follow engine) or one "
+                                 f"of {', '.join(TEXT_ENGINES)}.")
         if self.quantize is not None and self.quantize not in QUANTIZE:
             raise InvalidRequest(f"Unknown quantize {self.quantize!r}: choose None or one of {', '.join(QUANTIZE)}.")
         device = resolve_device(self.device)
@@ -95,8 +103,14 @@ class SpeedOptions:
                 "fp16 is extremely slow or unsupported on a CPU; use precision='bf16' for half precision on CPU."
             )
         check_engine(self.engine, device)
+        check_engine("openvino" if (self.text_engine or "").startswith("openvino") else "torch", device)
         check_quantize(self.quantize, device)
         return dataclasses.replace(self, device=device)
+
+    @property
+    def text_engine_resolved(self) -> str:
+        """The text encoder's engine: ``text_engine``, or the generator's ``engine`` when that is None."""
+        return self.text_engine or self.engine
 
     @property
     def torch_dtype(self):

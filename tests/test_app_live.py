@@ -56,14 +56,70 @@ def test_a_live_result_carries_the_code_that_reproduces_it(client, app_url):
     image, latency = client.predict("rocket", 3, 2, "fp32", True, api_name="/live")
     assert "<details><summary>Copy as code" in latency
     python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
-    assert "genimg.load('latent-lcm', precision='fp32', tiny_decoder=True)" in python
+    assert ("genimg.load('latent-lcm', precision='fp32', tiny_decoder=True, engine='openvino', "
+            "text_engine='openvino-int8')") in python
     assert "generate('rocket', steps=2, seed=3)" in python and "--tiny-decoder" in shell
     namespace = {}
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)
     assert Image.open(namespace["result"][0]).tobytes() == Image.open(image).tobytes()
 
 
+def test_the_page_keeps_the_image_when_a_new_prompt_names_the_same_emoji_and_seed():
+    """The page's own event: a prompt drawn as the emoji already shown (same seed and options) sends no image and
+    says so in the latency line, which names the new prompt; another seed redraws."""
+    import gradio as gr
+
+    from ui.live import live_page
+
+    image, line, _, shown = live_page("red heart", 0, 1, "fp32", True, "torch", None)
+    assert image.size == (64, 64) and "to draw \u201cred heart\u201d" in line and "not redrawn" not in line
+    again, line, _, still = live_page("a red heart", 0, 1, "fp32", True, "torch", shown)
+    assert isinstance(again, type(gr.skip())) and still == shown
+    assert "to draw \u201ca red heart\u201d (drawn as red heart): the same image as shown, not redrawn" in line
+    assert "text_encode" in line and "denoise" not in line
+    other, line, _, moved = live_page("a red heart", 7, 1, "fp32", True, "torch", shown)
+    assert other.size == (64, 64) and moved != shown and "seed 7" in line and "not redrawn" not in line
+
+
+def test_the_page_redraws_a_new_emoji_and_clears_on_an_empty_prompt():
+    from ui.live import EMPTY_MESSAGE, live_page
+
+    _, _, _, heart = live_page("red heart", 0, 1, "fp32", True, "torch", None)
+    image, line, _, rocket = live_page("rocket", 0, 1, "fp32", True, "torch", heart)
+    assert image.size == (64, 64) and rocket != heart and "drawn as rocket" in line
+    assert live_page("  ", 0, 1, "fp32", True, "torch", rocket) == (None, EMPTY_MESSAGE, "", None)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(engine="tensorrt"), "Unknown engine 'tensorrt': choose one of openvino, torch"),
+    (dict(prompt="x" * 1001), "limit is 1000"),
+    (dict(steps=9), "1 to 4 steps, got 9"),
+])
+def test_bad_input_to_the_page_is_a_clear_error(arguments, message):
+    import gradio as gr
+
+    from ui.live import live_page
+
+    values = {"prompt": "rocket", "seed": 0, "steps": 1, "precision": "fp32", "tiny_decoder": True,
+              "engine": "torch", "shown": None, **arguments}
+    with pytest.raises(gr.Error, match=message):
+        live_page(**values)
+
+
+def test_the_page_image_travels_inline_as_a_data_url():
+    from PIL import Image as PILImage
+
+    from ui.live import inline_image
+
+    import gradio as gr
+
+    component = inline_image(gr.Image(type="pil", format="png"))
+    payload = component.postprocess(PILImage.new("RGB", (64, 64), "red"))
+    assert payload.url.startswith("data:image/png;base64,") and payload.path is None
+    assert component.postprocess(None) is None
+
+
 def test_live_can_upscale_2x(client):
-    image, latency = client.predict("rocket", 0, 1, "fp32", True, True, api_name="/live")
+    image, latency = client.predict("rocket", 0, 1, "fp32", True, "openvino", True, api_name="/live")
     assert Image.open(image).size == (128, 128)
     assert "upscale" in latency and "upscaled 2x (128 px)" in latency and "upscale=2" in latency

@@ -78,3 +78,15 @@ def test_a_front_ends_upscale_checkbox_becomes_a_factor():
 
     assert [upscale_factor(value) for value in (None, "", False, True, 1, 2)] == [1, 1, 1, 2, 1, 2]
     assert upscale_factor(3) == 3  # passed on, for validated() to refuse
+
+
+@pytest.mark.parametrize("text_engine", ["onnx", "int8", ""])
+def test_unknown_text_engine_is_refused_with_the_choices(text_engine):
+    with pytest.raises(InvalidRequest, match="openvino-int8"):
+        SpeedOptions(device="cpu", text_engine=text_engine).validated()
+
+
+def test_the_text_engine_follows_the_engine_unless_given():
+    assert SpeedOptions(device="cpu").text_engine_resolved == "torch"
+    assert SpeedOptions(device="cpu", engine="openvino").text_engine_resolved == "openvino"
+    assert SpeedOptions(device="cpu", text_engine="openvino-int8").text_engine_resolved == "openvino-int8"

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from genimg.text import CONTEXT_TOKENS, EMBEDDING_DIM, TextEncoder
@@ -25,3 +26,42 @@ def test_cache_returns_the_same_embedding_and_long_prompts_are_flagged():
     assert encoder.encode([long_prompt]).truncated == [True]
     encoder.encode(["a", "b", "c"])
     assert len(encoder._cache) == 2
+
+
+def test_the_openvino_int8_text_engine_stays_within_a_cosine_bound_of_fp32():
+    """text_engine="openvino-int8": MiniLM's weights in int8 (NNCF weight compression), converted with its pooling.
+    Every prompt's sentence embedding within cosine 0.995 of the fp32 torch one, its token embeddings on average
+    within 0.99, and concept matching picks the same emoji."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from genimg.accel import prepare_text_embedder
+    from genimg.concepts import ConceptIndex
+    from genimg.options import SpeedOptions
+
+    prompts = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face with big eyes",
+               "snowman without snow", "a very very long prompt about a cat sitting on a red chair in the sun"]
+    reference = TextEncoder().encode(prompts)
+    encoder, notes = TextEncoder(), []
+    encoder.embedder = prepare_text_embedder(encoder.embedder, SpeedOptions(device="cpu",
+                                                                            text_engine="openvino-int8").validated(),
+                                             notes)
+    encoder.one_prompt_per_call = True
+    fast = encoder.encode(prompts)
+    assert type(encoder.embedder).__name__ == "OpenVINOModule" and encoder.embedder.quantize == "int8"
+    assert any("text encoder" in note for note in notes)
+    assert fast.tokens.shape == reference.tokens.shape and fast.tokens.dtype == reference.tokens.dtype
+    pooled_cosine = (fast.pooled * reference.pooled).sum(-1)
+    assert pooled_cosine.min() > 0.995
+    token_cosine = torch.nn.functional.cosine_similarity(fast.tokens, reference.tokens, dim=-1)
+    assert token_cosine.mean() > 0.99
+    index = ConceptIndex.load()
+    assert [m.concept for m in index.match(prompts, fast.pooled)] == \
+        [m.concept for m in index.match(prompts, reference.pooled)]
+
+
+def test_the_torch_text_engine_is_left_as_it_is():
+    from genimg.accel import prepare_text_embedder
+    from genimg.options import SpeedOptions
+
+    encoder = TextEncoder()
+    assert prepare_text_embedder(encoder.embedder, SpeedOptions(device="cpu").validated(), []) is encoder.embedder

@@ -1,5 +1,6 @@
-"""What Generate and Compare share: the cached generator for a set of UI options, one timed generation with a
-progress bar and disconnect checks, and the judge's prompt-match score."""
+"""What the tabs share: the cached generator for a set of UI options, one timed generation with a progress bar and
+disconnect checks (Generate, Compare), the judge's prompt-match score, and ``one_image``: every one-image generation
+of the app (Live, /generate_one, POST /v1/image) in one place."""
 from __future__ import annotations
 
 import time
@@ -8,10 +9,11 @@ from pathlib import Path
 import gradio as gr
 
 import genimg
-from genimg.options import guidance_cutoff_or_none, upscale_factor
+from genimg.options import clean_prompt, guidance_cutoff_or_none, upscale_factor
 from genimg.serve.batching import batcher_for
 from genimg.serve.limits import allowed_model_folders, check_model_source
 from genimg.threads import on_torch_thread
+from genimg.timing import Generation
 from ui import common
 from ui.common import client_gone
 
@@ -32,7 +34,7 @@ def checked_model(model) -> str | None:
 def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
                    compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
                    engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None,
-                   upscale=False):
+                   upscale=False, text_engine: str | None = None):
     """The cached generator for these options, and how long loading took (about 0 when it was cached). On a
     cluster (``connect_cluster``), a stand-in whose generations run on the cluster's replicas."""
     model = checked_model(model)
@@ -43,7 +45,8 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
                    tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
                    match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
                    quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
-                   guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff), upscale=upscale_factor(upscale))
+                   guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff), upscale=upscale_factor(upscale),
+                   text_engine=text_engine)
     if CLUSTER["drawer"] is not None:
         from genimg.serve.cluster import RemoteGenerator
 
@@ -54,7 +57,8 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
 
 def draw_one(prompt: str, backend: str, steps, precision: str, seed: int, **speed_options):
     """One image: on the cluster's replicas (batched there by Ray Serve), else through this process's cached
-    generator and its micro-batcher. Every one-image path of the app (/generate_one, POST /v1/image) comes here."""
+    generator and its micro-batcher. Every one-image path of the app (/generate_one, POST /v1/image, Live, through
+    ``one_image``) comes here: the one place that calls a generator for one image."""
     generator, _ = load_generator(backend, precision, **speed_options)
     if CLUSTER["drawer"] is not None:
         return generator.draw(prompt, steps=steps, seed=seed, timeout_s=common.LIMITS.request_timeout_s)
@@ -96,3 +100,32 @@ def match_scores(images, prompt: str) -> list[float]:
     from genimg.evaluate.judge import default_judge
 
     return on_torch_thread(lambda: default_judge().score(images, prompt))
+
+
+def one_image(prompt: str, backend: str = "latent-lcm", steps: int = 4, precision: str = "fp32", seed: int = 0,
+              speed_options: dict | None = None, shown: tuple | None = None) -> Generation:
+    """Every one-image generation of the app goes through here: Live, /generate_one and POST /v1/image. It draws with
+    ``draw_one`` (the cached generator for these options behind its micro-batcher, or the cluster); the one-image API
+    passes no ``speed_options``, Live its own (``load_generator``'s keywords).
+
+    ``shown``: the ``info["drawing"]`` of the image the caller already shows (Live). When this prompt would be drawn
+    as the same emoji with the same seed, steps and options, nothing is drawn: the result has no image, its timings
+    are the text stage's and ``info["redrawn"]`` is False. Every result's ``info["drawing"]`` says what it drew."""
+    speed_options = speed_options or {}
+    configuration = (backend, precision, tuple(sorted(speed_options.items())), steps or None, int(seed))
+    if shown is not None and CLUSTER["drawer"] is None:  # a cluster draws again: its replicas hold the text model
+        generator, _ = load_generator(backend, precision, **speed_options)
+        match, timings = generator.match_prompt(prompt)
+        drawing = configuration + ((match.concept if match else clean_prompt(prompt)),)
+        if drawing == tuple(shown):
+            info = {"prompt": clean_prompt(prompt), "backend": generator.name,
+                    "steps": steps or generator.default_steps, "seed": int(seed), "precision": precision,
+                    "device": generator.device, "notes": [], "redrawn": False, "drawing": drawing}
+            if match is not None:
+                info["drawn_as"] = match.as_info()
+            return Generation([], timings, None, info)
+    result = draw_one(prompt, backend, steps, precision, seed, **speed_options)
+    match = result.info.get("drawn_as")
+    drawing = configuration + ((match["concept"] if match else result.info["prompt"]),)
+    result.info.update(redrawn=True, drawing=drawing)
+    return result

@@ -1,41 +1,111 @@
 """The Live tab: the image redraws while the prompt is typed, no button. The fastest good configuration by default
-(the distilled model, 1 step, tiny decoder); the latency of each redraw under the image. API: ``/live``."""
+(the distilled model, 1 step, tiny decoder, OpenVINO, the text encoder's weights in int8); the latency of each redraw
+under the image. API: ``/live``.
+
+The page's own event is built for typing speed (docs/serving.md, "Live"): it skips Gradio's queue (one HTTP request
+per redraw, no event stream), its image travels inside that answer as a data: URL (no file written, no second request
+to fetch it), and a prompt drawn as the same emoji with the same seed as the image on screen only updates the latency
+line. The newest prompt always wins: while a redraw runs, the page keeps only the latest change (trigger_mode
+"always_last") and sends it when the answer is in. ``/live``, for API callers, answers with a file as before.
+"""
 from __future__ import annotations
 
-import gradio as gr
+import base64
+import io
+import os
 
-import genimg
+import gradio as gr
+from gradio.data_classes import ImageData
+
 from genimg.options import MAX_SEED, PRECISIONS, upscale_factor
 from genimg.serve import report
 from genimg.serve.reproduce import reproduce_generation
-from ui.common import LIMITS, gpu, number_input, user_errors
+from ui.common import gpu, number_input, user_errors
+from ui.generation import one_image
 
 LIVE_BACKEND = "latent-lcm"  # the distilled student: no unconditional pass, 1-4 steps
 LIVE_MAX_STEPS = 4
 EMPTY_MESSAGE = "Type a prompt: the image redraws as you type."
+# Engine choice -> the options it loads with. OpenVINO: the UNet and decoder converted once (cached on disk) and the
+# text encoder with int8 weights, the stage that dominates when every key press is a new prompt.
+LIVE_ENGINES = {"openvino": {"engine": "openvino", "text_engine": "openvino-int8"}, "torch": {}}
+
+
+def live_options(tiny_decoder: bool, engine: str, upscale: bool = False) -> dict:
+    if engine not in LIVE_ENGINES:
+        raise gr.Error(f"Unknown engine {engine!r}: choose one of {', '.join(LIVE_ENGINES)}.")
+    # upscale: 128 px from the 2x upscaler (a few ms more per redraw; its time is the stage "upscale")
+    return {"tiny_decoder": bool(tiny_decoder), **LIVE_ENGINES[engine],
+            **({"upscale": upscale_factor(upscale)} if upscale else {})}
+
+
+def live_result(prompt: str, seed: int, steps: int, precision: str, tiny_decoder: bool, engine: str,
+                shown: tuple | None = None, upscale: bool = False):
+    """One redraw (or none: see ui.generation.one_image's ``shown``), its latency line and the code that reproduces
+    it; (None, the empty message, "") for an empty prompt, which is not an error, so typing never flashes one."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        return None, EMPTY_MESSAGE, ""
+    options = live_options(tiny_decoder, engine, upscale)
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or not 1 <= steps <= LIVE_MAX_STEPS:
+        raise gr.Error(f"Live draws with 1 to {LIVE_MAX_STEPS} steps, got {steps!r}.")
+    with user_errors():
+        result = one_image(prompt, LIVE_BACKEND, steps, precision, seed, speed_options=options, shown=shown)
+    code = reproduce_generation({"backend": LIVE_BACKEND, "precision": precision, **options},
+                                {"prompt": result.info["prompt"], "steps": result.info["steps"], "seed": seed},
+                                "/live", {"prompt": prompt, "seed": seed, "steps": steps, "precision": precision,
+                                          "tiny_decoder": bool(tiny_decoder), "engine": engine,
+                                          **({"upscale": True} if upscale else {})})
+    return result, report.live_markdown(result), code
 
 
 @gpu()
 def live(prompt: str, seed: int = 0, steps: int = 1, precision: str = "fp32", tiny_decoder: bool = True,
-         upscale: bool = False):
-    """One redraw: the image and a one-line latency report. An empty prompt (the box was cleared) draws nothing and
-    is not an error, so typing never flashes one; anything else genimg refuses is. ``upscale``: 128 px from the 2x
-    upscaler (a few ms more per redraw; its time is the stage "upscale")."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        return None, EMPTY_MESSAGE
-    with user_errors():
-        generator = genimg.load(LIVE_BACKEND, precision=precision, tiny_decoder=bool(tiny_decoder),
-                                upscale=upscale_factor(upscale))
-        result = generator.generate(prompt, steps=steps, seed=seed, timeout_s=LIMITS.request_timeout_s)
-    load = {"backend": LIVE_BACKEND, "precision": precision, "tiny_decoder": bool(tiny_decoder)}
-    load.update({"upscale": 2} if upscale else {})
-    code = reproduce_generation(load, {"prompt": result.info["prompt"], "steps": result.info["steps"], "seed": seed},
-                                "/live", {"prompt": prompt, "seed": seed, "steps": steps, "precision": precision,
-                                          "tiny_decoder": bool(tiny_decoder), **({"upscale": True} if upscale else {})})
-    return result.images[0], report.live_markdown(result) + "\n" + code
+         engine: str = "openvino", upscale: bool = False):
+    """``/live``: one redraw, the image (a file) and a one-line latency report with the code that reproduces it."""
+    result, text, code = live_result(prompt, seed, steps, precision, tiny_decoder, engine, upscale=upscale)
+    return (None if result is None else result.images[0]), text + "\n" + code
 
 
-def build_live_tab() -> None:
+@gpu()
+def live_page(prompt: str, seed: int, steps: int, precision: str, tiny_decoder: bool, engine: str, upscale: bool,
+              shown):
+    """The page's redraw: the image (inline), the latency line, the code (in a closed accordion: the page renders it
+    when opened, not on every key press) and what the image on screen now shows (the session's state). An unchanged
+    drawing leaves the image as it is (gr.skip: nothing is sent)."""
+    result, text, code = live_result(prompt, seed, steps, precision, tiny_decoder, engine, shown, upscale)
+    if result is None:
+        return None, text, code, None
+    if not result.info["redrawn"]:
+        return gr.skip(), text, code, shown
+    return result.images[0], text, code, result.info["drawing"]
+
+
+def inline_image(component: gr.Image) -> gr.Image:
+    """The image goes out inside the event's answer as a PNG data: URL: no file in Gradio's cache and no second
+    request for the browser to fetch it (a 64x64 emoji is a few kB). Wrapped on the instance, as number_input does."""
+
+    def postprocess(value):
+        if value is None:
+            return None
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG", compress_level=1)  # 64x64: level 1 is ~0.2 ms
+        return ImageData(url="data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+                         orig_name="live.png", mime_type="image/png")
+
+    component.postprocess = postprocess
+    return component
+
+
+def warm_up_live() -> None:
+    """Loads the default Live configuration and draws one image (OpenVINO converts or reads its models, compiles them
+    for batch 1): run when the Live tab opens, so the first key press does not pay for it."""
+    try:
+        live_result("warm-up", 0, 1, "fp32", True, "openvino")
+    except gr.Error:  # the first key press reports whatever went wrong, with its message
+        pass
+
+
+def build_live_tab(tab: gr.Tab | None = None) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt (the image redraws as you type)", placeholder="a red heart",
@@ -45,19 +115,47 @@ def build_live_tab() -> None:
                 steps = number_input(gr.Slider(1, LIVE_MAX_STEPS, value=1, step=1, label="Steps"))
                 precision = gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision")
                 tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder")
+                engine = gr.Dropdown(list(LIVE_ENGINES), value="openvino", label="Engine",
+                                     info="openvino: converted once (cached on disk), text encoder in int8")
                 upscale = gr.Checkbox(value=False, label="Upscale 2x (128 px)",
                                       info="the 2x upscaler: sharper, a few ms more per redraw")
             gr.Markdown("The distilled model (`latent-lcm`) draws each image. While one redraw runs, the newest "
-                        "prompt waits and older ones are dropped, so the picture always catches up with the text.")
+                        "prompt waits and older ones are dropped, so the picture always catches up with the text. "
+                        "A prompt that names the same emoji as the picture keeps the picture.")
         with gr.Column(scale=3):
-            image = gr.Image(label="Live", type="pil", format="png", interactive=False, height=320,
-                             elem_id="live-image", elem_classes=["pixelated", "upscaled"])
+            image = inline_image(gr.Image(label="Live", type="pil", format="png", interactive=False, height=320,
+                                          elem_id="live-image", elem_classes=["pixelated", "upscaled"]))
             latency = gr.Markdown(EMPTY_MESSAGE, elem_id="live-latency")
-    inputs = [prompt, seed, steps, precision, tiny_decoder, upscale]
+            with gr.Accordion("Copy as code", open=False):
+                code = gr.Markdown("", elem_id="live-code")
+    shown = gr.State(None)  # what the image on screen was drawn as (ui.generation.one_image's info["drawing"])
+    inputs = [prompt, seed, steps, precision, tiny_decoder, engine, upscale]
     # .change, not .input: clearing the box must reach the server too (gradio sends no .input for an empty box).
     # always_last: while a redraw runs, only the newest prompt is kept for the next one (stale ones are dropped).
-    # Its own concurrency group, so a long Generate or Compare run elsewhere does not hold the live redraws.
-    gr.on([prompt.change, seed.change, steps.change, precision.change, tiny_decoder.change, upscale.change], live,
-          inputs,
-          [image, latency], api_name="live", trigger_mode="always_last", show_progress="hidden",
-          concurrency_id="live", concurrency_limit=1)
+    # queue=False: one HTTP request per redraw, no queue join and event stream. Its concurrency is the browser's: one
+    # redraw in flight per page; the generator's lock and micro-batcher order the pages among themselves. On a ZeroGPU
+    # Space, which attaches the GPU inside queued events only, it stays queued.
+    gr.on([prompt.change, seed.change, steps.change, precision.change, tiny_decoder.change, engine.change,
+           upscale.change],
+          live_page, inputs + [shown], [image, latency, code, shown], trigger_mode="always_last",
+          show_progress="hidden", show_progress_on=[shown],
+          queue=bool(os.environ.get("SPACES_ZERO_GPU")), api_visibility="private")
+    if tab is not None:
+        tab.select(warm_up_live, None, None, queue=False, show_progress="hidden", api_visibility="private")
+    build_live_api()
+
+
+def build_live_api() -> None:
+    """``/live`` for API callers (gradio_client): the same redraw, the image as a file, through Gradio's queue in its
+    own concurrency group (a long Generate or Compare run elsewhere does not hold it)."""
+    with gr.Group(visible=False):
+        inputs = [gr.Textbox(label="Prompt"),
+                  number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")),
+                  number_input(gr.Slider(1, LIVE_MAX_STEPS, value=1, step=1, label="Steps")),
+                  gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision"),
+                  gr.Checkbox(value=True, label="Tiny decoder"),
+                  gr.Dropdown(list(LIVE_ENGINES), value="openvino", label="Engine"),
+                  gr.Checkbox(value=False, label="Upscale 2x (128 px)")]
+        outputs = [gr.Image(type="pil", format="png", label="Live"), gr.Markdown()]
+        trigger = gr.Button()
+    trigger.click(live, inputs, outputs, api_name="live", concurrency_id="live", concurrency_limit=1)

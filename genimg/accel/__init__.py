@@ -7,6 +7,7 @@ from genimg.accel.cuda_graphs import CudaGraphed
 from genimg.accel.fuse import fuse_qkv
 from genimg.accel.inductor import Frozen, compile_module
 from genimg.accel.notes import add_note, note_inapplicable
-from genimg.accel.prepare import prepare_module
+from genimg.accel.prepare import prepare_module, prepare_text_embedder
 
-__all__ = ["CudaGraphed", "Frozen", "add_note", "compile_module", "fuse_qkv", "note_inapplicable", "prepare_module"]
+__all__ = ["CudaGraphed", "Frozen", "add_note", "compile_module", "fuse_qkv", "note_inapplicable", "prepare_module",
+           "prepare_text_embedder"]

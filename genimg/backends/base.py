@@ -108,7 +108,13 @@ class BaseGenerator:
         return ImageUpscaler(self.options, self.notes)
 
     def _text_encoder(self) -> TextEncoder:
-        return TextEncoder(device=self.device, dtype=self.dtype)
+        """MiniLM on the engine ``options.text_engine`` asks for (accel.prepare_text_embedder)."""
+        from genimg.accel import prepare_text_embedder
+
+        encoder = TextEncoder(device=self.device, dtype=self.dtype)
+        embedder = prepare_text_embedder(encoder.embedder, self.options, self.notes)
+        encoder.embedder, encoder.one_prompt_per_call = embedder, embedder is not encoder.embedder
+        return encoder
 
     def _concept_index(self) -> ConceptIndex | None:
         """For the embedded emoji models: the index that maps prompts onto known emoji, unless turned off."""
@@ -128,6 +134,23 @@ class BaseGenerator:
             return text
         return TextEmbeddings(text.tokens.expand(batch_size, -1, -1), text.pooled.expand(batch_size, -1),
                               text.truncated * batch_size, text.matches and text.matches * batch_size)
+
+    def match_prompt(self, prompt: str) -> tuple[ConceptMatch | None, dict]:
+        """What ``prompt`` would be drawn as, without drawing it: the concept index's match (None where matching is
+        off) and the text stage's timings. Cached per prompt like every encoding, under the generator's lock (the
+        encoder and its cache serve one call at a time). A front end that shows one image per prompt (Live) skips a
+        redraw when the emoji, seed and options are those of the image it already shows."""
+        prompt = Request(prompt).validated().prompt
+
+        def run():
+            with self.lock, torch.inference_mode():
+                timer = StageTimer(self.device)
+                with timer.stage("text_encode"):
+                    pooled = self.text.encode([prompt]).pooled
+                    match = self.concepts.match([prompt], pooled)[0] if self.concepts is not None else None
+                return match, timer.finish()
+
+        return on_torch_thread(run, self.device)
 
     def with_defaults(self, request: Request) -> Request:
         if request.steps is not None and request.steps > self.max_steps():

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 import genimg
 from genimg.errors import GenimgError
-from genimg.options import ENGINES, PRECISIONS, QUANTIZE, UPSCALE_FACTORS, clean_prompt
+from genimg.options import ENGINES, PRECISIONS, QUANTIZE, TEXT_ENGINES, UPSCALE_FACTORS, clean_prompt
 
 
 def add_parser(subparsers) -> None:
@@ -41,6 +41,8 @@ def add_load_options(parser) -> None:
     parser.add_argument("--tiny-decoder", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--engine", choices=ENGINES, help="torch (default) or openvino (CPU; converted once, cached)")
+    parser.add_argument("--text-engine", choices=TEXT_ENGINES,
+                        help="the MiniLM text encoder's engine (default: as --engine); openvino-int8: int8 weights")
     parser.add_argument("--quantize", choices=QUANTIZE, help="int8 (CPU/CUDA) or fp8 (GPUs with fp8 units)")
     parser.add_argument("--pruned", action="store_true", help="the channel-pruned weights (gan, latent)")
     parser.add_argument("--guidance-cutoff", type=float,
@@ -55,8 +57,8 @@ def load_options(args: argparse.Namespace) -> dict:
     """genimg.load's keyword arguments (all but the backend) from add_load_options' arguments."""
     options = {"device": args.device, "precision": args.precision, "model": args.model,
                "tiny_decoder": args.tiny_decoder, "compile": args.compile, "pruned": args.pruned}
-    options.update({name: getattr(args, name) for name in ("scheduler", "guidance_cutoff", "match_concepts",
-                                                           "engine", "quantize", "upscale")
+    options.update({name: getattr(args, name) for name in ("scheduler", "guidance_cutoff", "match_concepts", "engine",
+                                                           "text_engine", "quantize", "upscale")
                     if getattr(args, name) is not None})
     return options
 

@@ -44,6 +44,7 @@ class EvalConfig:
     engine: str = "torch"  # or "openvino" (CPU)
     quantize: str | None = None  # or "int8"
     pruned: bool = False  # the channel-pruned weights (gan, latent)
+    text_engine: str | None = None  # the text encoder's engine (None: as engine), e.g. "openvino-int8"
 
 
 CONFIGS = (
@@ -64,6 +65,9 @@ ENGINE_CONFIGS = (
     EvalConfig("latent-openvino-int8", "latent", 20, engine="openvino", quantize="int8"),
     EvalConfig("latent-lcm-1-tiny-openvino-int8", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
                quantize="int8"),
+    # The Live tab's default: OpenVINO, the text encoder's weights in int8.
+    EvalConfig("latent-lcm-1-tiny-live", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
+               text_engine="openvino-int8"),
 )
 # The channel-pruned variants (made by `python -m genimg train prune-*`, not shipped): by label, or "pruned".
 PRUNED_CONFIGS = (
@@ -315,7 +319,7 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
         try:
             generator = genimg.load(config.backend, device=device, precision=precision, engine=config.engine,
                                     quantize=config.quantize, tiny_decoder=config.tiny_decoder, match_concepts=False,
-                                    pruned=config.pruned)
+                                    pruned=config.pruned, text_engine=config.text_engine)
         except (GenimgError, OSError) as error:  # one unloadable model should not cost the other rows
             rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
                          "latency_ms_per_image": None, "error": f"{type(error).__name__}: {error}"})
@@ -324,7 +328,7 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
                "guidance": generator.default_guidance, "tiny_decoder": config.tiny_decoder}
         matched = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder,
                               engine=config.engine, quantize=config.quantize, match_concepts=True,
-                              pruned=config.pruned)
+                              pruned=config.pruned, text_engine=config.text_engine)
         runs = [(generator, prompt_set, prompt_set.name) for prompt_set in prompt_sets]
         runs.append((matched, prompt_sets[1], "paraphrases_matched"))
         for model, prompt_set, key in runs:

@@ -102,11 +102,12 @@ class Generators:
         return genimg.load(options.pop("backend"), **options)
 
     async def draw(self, prompt: str, backend: str | None = None, steps: int = 0, precision: str | None = None,
-                   seed: int = 0, timeout_s: float | None = None) -> dict:
-        """One image (the /v1/image request's fields), batched with whatever else waits; bad input fails alone."""
+                   seed: int = 0, timeout_s: float | None = None, speed_options: dict | None = None) -> dict:
+        """One image (the /v1/image request's fields; the app's Live adds its ``speed_options``), batched with
+        whatever else waits for the same generator; bad input fails alone."""
         started = time.perf_counter()
         request = Request(prompt, steps or None, 1, seed).validated()
-        options = {**self.default_options, **({"backend": backend} if backend else {}),
+        options = {**self.default_options, **(speed_options or {}), **({"backend": backend} if backend else {}),
                    **({"precision": precision} if precision else {})}
         outcome = await self.draw_batch((options, request, Deadline(timeout_s or self.limits.request_timeout_s)))
         if isinstance(outcome, BaseException):
@@ -261,9 +262,10 @@ class RemoteGenerator:
 
     def draw(self, prompt: str, steps=None, seed: int = 0, timeout_s: float | None = None) -> Generation:
         """One image, batched on a replica with other one-image requests (``@serve.batch``)."""
-        options = self.load_options
-        return generation(self.drawer.call("draw", prompt, options["backend"], steps or 0, options["precision"],
-                                           seed, timeout_s, timeout_s=timeout_s))
+        options = dict(self.load_options)
+        backend, precision = options.pop("backend"), options.pop("precision")
+        return generation(self.drawer.call("draw", prompt, backend, steps or 0, precision, seed, timeout_s, options,
+                                           timeout_s=timeout_s))
 
 
 def _retry_or_raise(error: BaseException, deadline: Deadline, attempt: int) -> None:

@@ -71,10 +71,13 @@ def server_line(engine_ms: float, queued_ms: float | None, function_ms: float) -
 
 
 def live_markdown(result) -> str:
-    """One redraw of the Live tab in a line: the prompt, what it was drawn as, the milliseconds and where they went."""
+    """One redraw of the Live tab in a line: the prompt, what it was drawn as, the milliseconds and where they went.
+    A result that drew nothing (``info["redrawn"]`` False: the same emoji and seed as the image shown) says so."""
     info, timings = result.info, result.timings
     match = info.get("drawn_as")
     drawn = f" (drawn as {match['concept']})" if match else ""
+    if info.get("redrawn") is False:
+        drawn += ": the same image as shown, not redrawn"
     stages = " · ".join(f"{stage} {ms:,.1f}" for stage, ms in timings.items() if stage != "total")
     return (f"**{timings['total']:,.1f} ms** to draw \u201c{info['prompt']}\u201d{drawn}  \n"
             f"{stages} ms · {info['backend']} {info['steps']} step{'s' if info['steps'] != 1 else ''} · "

@@ -11,7 +11,8 @@ APP_URL = "http://127.0.0.1:7860/"  # where `python app.py` serves by default
 CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precision", "scheduler": "--scheduler",
              "tiny_decoder": "--tiny-decoder", "compile": "--compile", "steps": "--steps",
              "batch_size": "--batch-size", "seed": "--seed", "guidance": "--guidance",
-             "negative_prompt": "--negative-prompt", "engine": "--engine", "quantize": "--quantize",
+             "negative_prompt": "--negative-prompt", "engine": "--engine",
+             "text_engine": "--text-engine", "quantize": "--quantize",
              "pruned": "--pruned", "guidance_cutoff": "--guidance-cutoff", "upscale": "--upscale"}
 
 
