@@ -71,23 +71,23 @@ def test_the_page_keeps_the_image_when_a_new_prompt_names_the_same_emoji_and_see
 
     from ui.live import live_page
 
-    image, line, _, shown = live_page("red heart", 0, 1, "fp32", True, "torch", None)
+    image, line, _, shown = live_page("red heart", 0, 1, "fp32", True, "torch", False, None)
     assert image.size == (64, 64) and "to draw \u201cred heart\u201d" in line and "not redrawn" not in line
-    again, line, _, still = live_page("a red heart", 0, 1, "fp32", True, "torch", shown)
+    again, line, _, still = live_page("a red heart", 0, 1, "fp32", True, "torch", False, shown)
     assert isinstance(again, type(gr.skip())) and still == shown
     assert "to draw \u201ca red heart\u201d (drawn as red heart): the same image as shown, not redrawn" in line
     assert "text_encode" in line and "denoise" not in line
-    other, line, _, moved = live_page("a red heart", 7, 1, "fp32", True, "torch", shown)
+    other, line, _, moved = live_page("a red heart", 7, 1, "fp32", True, "torch", False, shown)
     assert other.size == (64, 64) and moved != shown and "seed 7" in line and "not redrawn" not in line
 
 
 def test_the_page_redraws_a_new_emoji_and_clears_on_an_empty_prompt():
     from ui.live import EMPTY_MESSAGE, live_page
 
-    _, _, _, heart = live_page("red heart", 0, 1, "fp32", True, "torch", None)
-    image, line, _, rocket = live_page("rocket", 0, 1, "fp32", True, "torch", heart)
+    _, _, _, heart = live_page("red heart", 0, 1, "fp32", True, "torch", False, None)
+    image, line, _, rocket = live_page("rocket", 0, 1, "fp32", True, "torch", False, heart)
     assert image.size == (64, 64) and rocket != heart and "drawn as rocket" in line
-    assert live_page("  ", 0, 1, "fp32", True, "torch", rocket) == (None, EMPTY_MESSAGE, "", None)
+    assert live_page("  ", 0, 1, "fp32", True, "torch", False, rocket) == (None, EMPTY_MESSAGE, "", None)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -101,7 +101,7 @@ def test_bad_input_to_the_page_is_a_clear_error(arguments, message):
     from ui.live import live_page
 
     values = {"prompt": "rocket", "seed": 0, "steps": 1, "precision": "fp32", "tiny_decoder": True,
-              "engine": "torch", "shown": None, **arguments}
+              "engine": "torch", "upscale": False, "shown": None, **arguments}
     with pytest.raises(gr.Error, match=message):
         live_page(**values)
 

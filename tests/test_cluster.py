@@ -179,3 +179,18 @@ def test_settings_become_serve_options():
         "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 6}
     with pytest.raises(InvalidRequest, match="Unknown setting"):
         cluster.app_builder({"backend": "gan", "colour": "red"})
+
+
+def test_the_serve_config_in_the_docs_deploys_genimg():
+    import re
+    from pathlib import Path
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scaling.md").read_text()
+    config = yaml.safe_load(re.search(r"```yaml\n(.*?)```", doc, re.S).group(1))
+    ServeDeploySchema(**config)  # Ray's own schema for `serve deploy`
+    (application,) = config["applications"]
+    assert application["import_path"] == "genimg.serve.cluster:app_builder"
+    assert cluster.app_builder(application["args"]) is not None
