@@ -73,6 +73,11 @@ class SpeedOptions:
     # What runs the MiniLM text encoder: None follows ``engine`` ("torch", or "openvino" with float weights: the same
     # embeddings); "openvino-int8" compresses its weights to int8 (cosine to fp32 >= 0.998, see genimg.text).
     text_engine: str | None = None
+    # compile=True on CUDA: inductor's max-autotune with CUDA graphs and channels_last (Triton templates benchmarked
+    # per matmul and convolution; minutes on the first compile, which a loaded compile cache skips:
+    # genimg.accel.compile_cache). None: on for CUDA; False: inductor's default choices (faster to compile), CUDA
+    # graphs only with cuda_graphs=True. The CPU compile keeps its own settings either way.
+    max_autotune: bool | None = None
 
     def validated(self) -> "SpeedOptions":
         """Return a copy with the device resolved; raise on anything the hardware cannot do."""
@@ -90,6 +95,8 @@ class SpeedOptions:
             raise InvalidRequest(f"pruned is True or False, got {self.pruned!r}.")
         if isinstance(self.upscale, bool) or self.upscale not in UPSCALE_FACTORS:
             raise InvalidRequest(f"upscale is 1 (off) or 2 (the 2x upscaler: 64 -> 128 px), got {self.upscale!r}.")
+        if self.max_autotune is not None and not isinstance(self.max_autotune, bool):
+            raise InvalidRequest(f"max_autotune is None, True or False, got {self.max_autotune!r}.")
         if self.engine not in ENGINES:
             raise InvalidRequest(f"Unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}.")
         if self.text_engine is not None and self.text_engine not in TEXT_ENGINES:
@@ -219,7 +226,9 @@ class Request:
     # Conditions classifier-free guidance's unconditional pass in place of the empty prompt (guided backends only).
     negative_prompt: str | None = None
 
-    def validated(self) -> "Request":
+    def validated(self, max_batch_size: int = MAX_BATCH_SIZE) -> "Request":
+        """A copy with every field checked; ``max_batch_size``: a generator whose caller raised its limit (the GPU
+        benchmark's batch 32) passes its own."""
         guidance = self.guidance
         if guidance is not None:
             if (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
@@ -229,7 +238,7 @@ class Request:
         return Request(
             prompt=clean_prompt(self.prompt),
             steps=None if self.steps is None else _int_in_range("steps", self.steps, 1, MAX_STEPS),
-            batch_size=_int_in_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE),
+            batch_size=_int_in_range("batch_size", self.batch_size, 1, max_batch_size),
             seed=_int_in_range("seed", self.seed, 0, MAX_SEED),
             guidance=guidance,
             negative_prompt=clean_negative_prompt(self.negative_prompt),

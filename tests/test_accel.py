@@ -5,6 +5,7 @@ import torch
 
 import genimg
 from genimg.accel import CudaGraphed, Frozen, add_note, prepare_module
+from genimg.errors import InvalidRequest
 from genimg.options import SpeedOptions
 
 CPU_ONLY = not torch.cuda.is_available()
@@ -165,3 +166,69 @@ def test_every_wrapper_answers_for_the_module_inside_it():
         assert wrapper.config == {"in_channels": 2} and wrapper.out_features == 3
     with pytest.raises(AttributeError):
         ModuleWrapper().anything  # nothing wrapped yet: a plain AttributeError, no recursion
+
+
+def test_compile_mode_is_max_autotune_on_cuda_and_unchanged_on_the_cpu():
+    from genimg.accel.inductor import compile_mode
+
+    # Not validated: no CUDA GPU is needed to ask which mode a CUDA generator would compile with.
+    assert compile_mode(SpeedOptions(device="cuda", compile=True, cuda_graphs=True)) == "max-autotune"
+    assert compile_mode(SpeedOptions(device="cuda", compile=True)) == "max-autotune"  # CUDA graphs included
+    assert compile_mode(SpeedOptions(device="cuda", compile=True, max_autotune=False)) is None
+    assert compile_mode(SpeedOptions(device="cuda", compile=True, cuda_graphs=True,
+                                     max_autotune=False)) == "reduce-overhead"
+    assert compile_mode(SpeedOptions(device="cpu", compile=True, cuda_graphs=True)) is None
+    with pytest.raises(InvalidRequest, match="max_autotune"):
+        SpeedOptions(device="cpu", max_autotune="yes").validated()
+
+
+def test_compile_cache_files_round_trip_in_chunks(tmp_path, monkeypatch):
+    import torch
+
+    from genimg.accel import compile_cache
+
+    class Info:
+        artifacts = {"inductor": ["a", "b"], "autotune": ["c"]}
+
+    payload = np.random.default_rng(0).bytes(20_000)  # random: zlib cannot shrink it, so it takes 21 chunks
+    loaded = []
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (payload, Info()))
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", lambda data: loaded.append(data) or Info())
+    (tmp_path / "step.99.bin").write_bytes(b"stale")  # an earlier save's chunk is replaced, not mixed in
+    saved = compile_cache.save_compile_cache(tmp_path, "step", chunk_bytes=1000)
+    chunks = compile_cache.chunk_paths(tmp_path, "step")
+    assert saved["saved"] and saved["chunks"] == len(chunks) > 1 and saved["artifacts"] == {"inductor": 2,
+                                                                                             "autotune": 1}
+    assert all(path.stat().st_size <= 1000 for path in chunks) and not (tmp_path / "step.99.bin").exists()
+    result = compile_cache.load_compile_cache(tmp_path, "step")
+    assert loaded == [payload] and result["loaded"] and result["artifacts"]["inductor"] == 2
+    cold = compile_cache.load_compile_cache(tmp_path / "missing", "step")
+    assert cold["loaded"] is False and "cold start" in cold["reason"]
+    compile_cache.save_compile_cache(tmp_path, "another")
+    everything = compile_cache.load_compile_caches(tmp_path / "missing", tmp_path)  # every step's cache there
+    assert everything["groups"] == [f"{tmp_path}/another", f"{tmp_path}/step"]
+    assert everything["artifacts"] == {"inductor": 4, "autotune": 2}
+    assert compile_cache.load_compile_caches(tmp_path / "missing")["loaded"] is False
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: None)
+    assert compile_cache.save_compile_cache(tmp_path, "other") == {"saved": False,
+                                                                    "reason": "nothing was compiled in this process"}
+
+
+def test_compile_on_cuda_brings_channels_last_graphs_and_diffusers_settings_and_the_cpu_keeps_its_own():
+    from genimg.accel.inductor import CUDA_INDUCTOR_SETTINGS
+
+    def prepared(device):
+        notes = []
+        # torch.compile compiles on the first call, so preparing for CUDA needs no GPU.
+        wrapper = prepare_module(torch.nn.Conv2d(4, 8, 3), SpeedOptions(device=device, compile=True), notes)
+        return wrapper, wrapper.compiled._orig_mod, notes
+
+    wrapper, conv, notes = prepared("cuda")
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and wrapper.clone_outputs
+    assert "channels_last: part of compile=True on CUDA." in notes
+    assert any("mode='max-autotune'" in note for note in notes)
+    assert wrapper.inductor_settings == {"freezing": True, **CUDA_INDUCTOR_SETTINGS}
+    wrapper, conv, notes = prepared("cpu")
+    assert not conv.weight.is_contiguous(memory_format=torch.channels_last) and not wrapper.clone_outputs
+    assert wrapper.inductor_settings == {"freezing": True, "cpp_wrapper": True}
+    assert not any("channels_last" in note or "max-autotune" in note for note in notes)

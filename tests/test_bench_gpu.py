@@ -40,16 +40,24 @@ def test_tiny_run_times_genimg_load_generators_against_stock(tmp_path):
     assert [(r["architecture"], r["batch_size"]) for r in report["results"]] == [
         (f"{name}-tiny", batch) for name in ARCHITECTURES for batch in (1, 2)]
     for result in report["results"]:
-        stock, genimg_path, tiny_decoder = result["rows"]
+        stock, stock_tiny, genimg_path, tiny_decoder = result["rows"]
         assert stock["label"] == "stock diffusers" and stock["speedup_vs_stock"] == 1.0
+        assert stock_tiny["label"] == "stock diffusers + tiny decoder"
         assert genimg_path["label"].startswith("genimg.load fp32")
         # The generator's own notes: it ran genimg's loop, not the pipeline's __call__.
         assert any(note.startswith("fast path") for note in genimg_path["notes"])
         assert genimg_path["max_pixel_diff_vs_stock"] <= 1  # the same weights and noise give the same images (fp32)
         assert "tiny decoder" in tiny_decoder["label"]
+        # Every row is compared with stock diffusers from the same noise, the tiny-decoder row with stock diffusers
+        # decoding with the same AutoencoderTiny: fp32 on both sides gives the same image.
+        assert tiny_decoder["max_pixel_diff_vs_stock"] <= 1
+        # FLOPs per image (FlopCounterMode): the tiny decoder costs less than the KL decoder; no peak on a CPU.
+        assert 0 < tiny_decoder["flops_per_image"] < genimg_path["flops_per_image"] == stock["flops_per_image"]
+        assert genimg_path["peak_share"] is None and report["peak_tflops"] is None
         assert tiny_decoder["stage_ms"]["decode"] > 0 and genimg_path["stage_ms"]["denoise"] > 0
         assert all(row["median_ms_per_image"] > 0 and row["images_per_s"] > 0 for row in result["rows"])
-    assert "| stock diffusers |" in (tmp_path / "gpu-bench.md").read_text()
+    markdown = (tmp_path / "gpu-bench.md").read_text()
+    assert "| stock diffusers |" in markdown and "## Targets" not in markdown  # no compiled rows, no targets
 
 
 def test_the_benchmark_has_no_copy_of_the_fast_path():
@@ -67,3 +75,46 @@ def test_quantized_rows_follow_the_fastest_kl_decoder_row():
     assert rows[3] == dict(rows[1], quantize="int8") and "tiny_decoder" not in rows[3]
     assert genimg_rows(compile=False, cuda=False, tiny_decoder=None) == [
         dict(channels_last=True, fuse_qkv=True, cuda_graphs=False)]
+
+
+def test_batches_over_the_request_limit_reach_the_generator(tmp_path):
+    """The throughput rows run batch 32, twice the limit of one request; the benchmark raises it per generator."""
+    from genimg.bench.gpu import GenimgPath
+    from genimg.bench.pipelines import save_pipeline
+    from genimg.errors import InvalidRequest
+    from genimg.options import MAX_BATCH_SIZE
+
+    arch = tiny(SD_TURBO)
+    folder = save_pipeline(arch, tmp_path / "turbo")
+    path = GenimgPath(arch, folder, "cpu", "fp32")
+    assert len(path(MAX_BATCH_SIZE + 1)) == MAX_BATCH_SIZE + 1
+    with pytest.raises(InvalidRequest, match="batch_size"):
+        path.generator.max_batch_size = MAX_BATCH_SIZE
+        path(MAX_BATCH_SIZE + 1)
+
+
+def test_peak_table_knows_the_cards_and_the_targets_say_hit_or_missed():
+    from genimg.bench.gpu_report import check_targets, markdown, peak_tflops
+
+    assert peak_tflops("NVIDIA H100 80GB HBM3") == peak_tflops("NVIDIA H200") == 989.0
+    assert peak_tflops("NVIDIA H100 PCIe") == 756.0 and peak_tflops("cpu") is None
+
+    def row(label, ms, options, stock_ratio=1.0):
+        return {"label": label, "median_ms_per_image": ms, "min_ms_per_image": ms, "max_ms_per_image": ms,
+                "images_per_s": 1000 / ms, "speedup_vs_stock": stock_ratio, "options": options, "load_ms": 2000.0,
+                "first_call_ms": 20000.0, "pixels_within_8_of_stock": 1.0, "max_pixel_diff_vs_stock": 3.0}
+
+    report = {"device": "NVIDIA H200", "command": "python -m genimg.bench.gpu", "peak_tflops": 989.0,
+              "compile_cache": {"load": {"loaded": True, "load_s": 1.5}}, "results": [
+                  {"architecture": "sd-turbo", "resolution": 512, "steps": 1, "guidance": 0.0, "batch_size": 1,
+                   "dtype": "fp16", "rows": [row("stock diffusers", 100.0, {}),
+                                             row("compiled", 11.0, {"compile": True}, 9.1),
+                                             row("compiled tiny", 7.0, {"compile": True, "tiny_decoder": "x"}),
+                                             row("fp8", 9.0, {"compile": True, "quantize": "fp8"})]}]}
+    checks = {check["target"]: check for check in check_targets(report)}
+    assert checks["sd-turbo batch 1, compiled KL: ms <= 12"]["verdict"] == "hit"
+    assert checks["sd-turbo batch 1, compiled tiny: ms <= 6"]["verdict"] == "missed"
+    first = next(check for name, check in checks.items() if name.startswith("first compiled image"))
+    assert first["value"] == 23.5 and first["verdict"] == "hit"  # cache 1.5 s + load 2 s + first call 20 s
+    assert len(checks) == 3  # the quantised row is held to no target; sd15 and batch 8 are not in this run
+    assert "| sd-turbo batch 1, compiled tiny: ms <= 6 | compiled tiny | 7.00 | missed |" in markdown(report)

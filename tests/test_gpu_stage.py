@@ -68,3 +68,56 @@ def test_the_models_call_of_this_checkout_fits_the_device_limit():
     assert set(CHECK_MODELS) <= {name.split("/")[2] for name in sent if name.startswith("assets/models/")}
     mib = sum((ROOT / name).stat().st_size for name in sent if (ROOT / name).exists()) / 2**20
     assert mib < DEVICE_LIMIT_MIB - 0.5, f"call 3 would send {mib:.1f} MiB"
+
+
+def test_keep_brings_a_calls_compile_cache_into_the_checkout_step_by_step(repo, tmp_path):
+    returned = tmp_path / "returned"
+    returned.mkdir()
+    for name in ("benchmark_compiled.00.bin", "benchmark_compiled.01.bin", "throughput.00.bin", "summary.md"):
+        (returned / name).write_bytes(b"x" * 100)
+    stage(repo, "keep", str(returned))
+    cache = repo / "assets" / "bench" / "gpu" / "compile-cache"
+    assert sorted(path.name for path in cache.iterdir()) == ["benchmark_compiled.00.bin", "benchmark_compiled.01.bin",
+                                                            "throughput.00.bin"]
+    (returned / "benchmark_compiled.01.bin").unlink()  # a later run's cache of that step fits one file
+    (returned / "throughput.00.bin").unlink()
+    stage(repo, "keep", str(returned))
+    assert sorted(path.name for path in cache.iterdir()) == ["benchmark_compiled.00.bin", "throughput.00.bin"]
+    with pytest.raises(subprocess.CalledProcessError):
+        stage(repo, "keep", str(tmp_path / "empty"))
+
+
+def test_the_three_calls_run_the_checks_steps_within_their_totals_and_fit_the_limit(repo):
+    import json
+    import re
+    import shlex
+
+    from genimg.bench.gpu_check import STEPS
+
+    lines = stage(repo, "calls").splitlines()
+    calls = [json.loads(line) for line in lines if line.startswith("{")]
+    sent = [float(line.split()[1]) for line in lines if line.strip().startswith("sends")]
+    assert len(calls) == len(sent) == 3 and all(mib < DEVICE_LIMIT_MIB for mib in sent)
+    budgets = {step.name: step.budget_s for step in STEPS}
+    ran = []
+    for call in calls:
+        environment = dict(re.findall(r"(GENIMG_GPU_CHECK_\w+)=(\"[^\"]*\"|\S+)", call["command"]))
+        steps = shlex.split(environment["GENIMG_GPU_CHECK_STEPS"])[0].split()
+        total = int(environment["GENIMG_GPU_CHECK_TOTAL_S"])
+        assert sum(budgets[name] for name in steps) <= total < call["timeout_s"]
+        assert call["command"].endswith("bash tools/gpu_check.sh $OUT/check") and len(call["command"]) <= 2000
+        assert len(call["carry"]) <= 8
+        ran += steps
+    assert ran[:3] == ["benchmark_compiled", "warm_start", "throughput"]  # the first call measures the compiled path
+    assert set(CHECK_MODELS) == {path.split("/")[-1] for path in calls[2]["carry"]}
+
+
+def test_the_trees_work_in_a_git_worktree_too(repo, tmp_path_factory):
+    """In a worktree .git is a file: the exclude block goes to the repository's info/exclude."""
+    worktree = tmp_path_factory.mktemp("wt") / "gpu"
+    git(repo, "worktree", "add", "-q", str(worktree))
+    everything = sent(worktree)
+    stage(worktree, "tree", "code")
+    assert sent(worktree) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh"}
+    stage(worktree, "tree", "full")
+    assert sent(worktree) == everything and git(worktree, "status", "--porcelain") == ""

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU check in one call: `bash tools/gpu_check.sh OUT`. The steps are genimg/bench/gpu_check.py's
-# STEPS, most important first; each runs in its own process under its own time budget, and the whole check stops at
-# 7 minutes. Each step writes OUT/<step>.json and rewrites OUT/summary.md as soon as it ends, so a step cut short
-# leaves the others' reports. Exits non-zero if any step failed or ran out of time.
+# Every GPU check: `bash tools/gpu_check.sh OUT`. The steps are genimg/bench/gpu_check.py's STEPS, most important
+# first (the compiled benchmark leads); each runs in its own process under its own time budget, and the run stops
+# after GENIMG_GPU_CHECK_TOTAL_S seconds (default 420). Each step writes OUT/<step>.json and rewrites OUT/summary.md
+# as soon as it ends (the benchmark steps their rows as each batch size ends, and their compile cache as
+# OUT/<step>.NN.bin), so a step cut short leaves what it finished. Exits non-zero if any step failed or ran out of time.
 #
-# GENIMG_GPU_CHECK_STEPS="backends app": only those steps (a rerun after a fix).
+# GENIMG_GPU_CHECK_STEPS="benchmark_compiled throughput": only those steps (one device call's share; see
+#   assets/bench/gpu/README.md for the three calls).
+# GENIMG_COMPILE_CACHE=DIR: where the compiled steps load an earlier run's cache from (default: the committed
+#   assets/bench/gpu/compile-cache, if there).
 # GENIMG_GPU_CHECK_TINY=1: every step on the CPU with tiny models (tests/test_gpu_check.py runs it that way).
 # On the device machine, tools/gpu_stage.sh stages what the image lacks in earlier calls (the wheels into /tmp/site,
 # MiniLM into /tmp/minilm); this script picks them up.
@@ -23,7 +27,12 @@ workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 export GENIMG_GPU_CHECK_WORKDIR=$workdir
 scale=${GENIMG_GPU_CHECK_BUDGET_SCALE:-1}  # the tiny mode on a loaded 2-core machine may need more than the H100 budgets
-end=$((SECONDS + $(awk -v s="$scale" 'BEGIN { printf "%d", 420 * s }')))
+total=${GENIMG_GPU_CHECK_TOTAL_S:-420}
+end=$((SECONDS + $(awk -v s="$scale" -v t="$total" 'BEGIN { printf "%d", t * s }')))
+# On the CPU, inductor's oneDNN weight prepacking makes compiled graphs uncacheable ("mkldnn tensors unpickleable"):
+# tiny mode turns it off so that it proves the compile cache's save/load round trip that CUDA runs rely on. The
+# product's CPU compile keeps prepacking.
+[ -n "${GENIMG_GPU_CHECK_TINY:-}" ] && export TORCHINDUCTOR_CPP_WEIGHT_PREPACK=0
 status=0
 steps=$($python -m genimg.bench.gpu_check --list) || { echo "cannot list the steps (see $log)"; exit 1; }
 # GENIMG_GPU_CHECK_STEPS="backends app": only these steps (a rerun after a fix, when device time is short).

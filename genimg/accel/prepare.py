@@ -27,9 +27,13 @@ def prepare_module(module: torch.nn.Module, options: SpeedOptions, notes: list[s
                         "may be slower than fp32.")
     if options.fuse_qkv:
         fuse_qkv(module, notes, name)
-    if options.channels_last:
-        module = module.to(memory_format=torch.channels_last)
     on_cuda = options.device.startswith("cuda")
+    # compile=True on CUDA includes channels_last: inductor's convolution templates want NHWC (diffusers' guide).
+    compiled_on_cuda = options.compile and on_cuda and options.engine == "torch"
+    if options.channels_last or compiled_on_cuda:
+        module = module.to(memory_format=torch.channels_last)
+        if not options.channels_last:
+            add_note(notes, "channels_last: part of compile=True on CUDA.")
     if options.cuda_graphs and not on_cuda:
         add_note(notes, f"CUDA graphs need a CUDA GPU; ignored on {options.device}.")
     if options.engine == "openvino":

@@ -84,6 +84,8 @@ class BaseGenerator:
     image_size = (64, 64)  # (height, width): what the embedded emoji models draw; the pixel budget reads it
     # Batch x height x width one request may hold; a caller with the memory for more (the GPU benchmark) may raise it.
     max_pixels = MAX_PIXELS_PER_REQUEST
+    # Images one request may hold; the GPU benchmark raises it (with max_pixels) for its batch-32 throughput rows.
+    max_batch_size = MAX_BATCH_SIZE
     # True for a backend that seeds its sampler's step noise with step_generators(request.seed).
     step_noise_per_image = False
     # Whether SpeedOptions.upscale=2 may end this backend's generations with the 2x upscaler (the embedded 64 px ones).
@@ -171,7 +173,8 @@ class BaseGenerator:
         device included; checked between denoising steps (GenerationTimeout). ``negative_prompt``: what guidance
         steers away from (guided backends; elsewhere ignored, and ``info["negative_prompt"]`` says so)."""
         deadline = Deadline(timeout_s)
-        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt).validated())
+        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt)
+                                      .validated(self.max_batch_size))
         check_pixel_budget(request.batch_size, self.image_size, self.max_pixels)
         images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
         return Generation(images, timings, peak_memory, self.info(request, text.truncated[0], text.match(0)))

@@ -7,8 +7,9 @@ own process under its own time budget, and each step's report is written under O
 
 A step is a plain function ``step(check) -> report`` in ``genimg.bench.gpu_steps``; adding one is adding a
 ``Step`` to ``STEPS`` (its place in the list is its priority). ``OUT/<step>.json`` holds its report and
-``OUT/summary.md`` one section per step, rewritten after every step. The device tool brings back at most 8 files:
-six steps' JSON, the summary and the log.
+``OUT/summary.md`` one section per step, rewritten after every step; the compiled steps also save their compile cache
+there (``<step>.NN.bin``). The device tool brings back at most 8 files from one call, so each device call runs a few
+steps (assets/bench/gpu/README.md): their JSON, the summary, the log and the cache files.
 """
 from __future__ import annotations
 
@@ -33,21 +34,24 @@ class Step:
     budget_s: int  # on an H100; the shell script stops a step that runs over it (and the whole check at 420 s)
 
 
-# Measured on the first H100 run (2026-11-27, assets/bench/gpu/check-2026-11-27): backends 55 s, faults 11-13 s,
-# app 31-39 s, benchmark 58 s, plus about 15 s of imports per step; compiled ran past 120 s. The compiled benchmark
-# (the GPU targets) comes before the uncompiled one, whose figures that run already holds.
+# Most important first: the compiled product path and its compile cache, then throughput and the fp8/int8 rows (all
+# three need no shipped models, so the first device call runs them: assets/bench/gpu/README.md), then the uncompiled
+# benchmark, whose H100 figures the 2026-11-27 check already holds, then the steps that need the shipped models and
+# MiniLM. Budgets on an H100: the 2026-11-27 check measured backends 55 s, faults 11-13 s, app 31-39 s, benchmark
+# 58 s, plus about 15 s of imports per step; the compiled steps are sized for a cold compile cache (max-autotune),
+# and write their rows as they finish, so a step cut short keeps them.
 STEPS = [
-    Step("backends", gpu_steps.backends, 90),
-    Step("faults", gpu_steps.faults, 45),
-    Step("app", gpu_steps.app, 75),
-    Step("benchmark_compiled", gpu_steps.benchmark_compiled, 200),
+    Step("benchmark_compiled", gpu_steps.benchmark_compiled, 190),
+    Step("warm_start", gpu_steps.warm_start, 60),
+    Step("throughput", gpu_steps.throughput, 120),
+    Step("quantized", gpu_steps.quantized, 150),
     Step("benchmark", gpu_steps.benchmark, 90),
+    Step("backends", gpu_steps.backends, 80),
+    Step("faults", gpu_steps.faults, 40),
+    Step("app", gpu_steps.app, 70),
     Step("compiled", gpu_steps.compiled, 120),
-    # The fp8/int8 rows: last, so it runs only when the others leave time, or alone:
-    # GENIMG_GPU_CHECK_STEPS=quantized (torchao travels with the wheels).
-    Step("quantized", gpu_steps.quantized, 200),
 ]
-TOTAL_BUDGET_S = 420  # the check's 7 minutes
+TOTAL_BUDGET_S = 420  # one run of tools/gpu_check.sh (GENIMG_GPU_CHECK_TOTAL_S sets another, per device call)
 
 
 def tiny_mode() -> bool:
@@ -62,7 +66,10 @@ def environment(check: Check) -> dict:
 
 
 def run_step(step: Step, check: Check) -> dict:
-    """Runs one step; an exception is a failed step with its traceback, never a crash without a report."""
+    """Runs one step; an exception is a failed step with its traceback, never a crash without a report. Each step
+    compiles into its own empty inductor cache, so what makes its first compiled call warm is the compile cache it
+    loads (genimg.accel.compile_cache), never another step's leftovers."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(check.workdir / f"inductor-{step.name}")
     started = time.perf_counter()
     try:
         report = step.run(check)
@@ -104,12 +111,28 @@ def section(report: dict) -> list[str]:
     if report.get("markdown"):
         # The benchmark's tables, without its title, one heading level down.
         lines += ["", report["markdown"].split("\n", 6)[-1].replace("\n## ", "\n### ")]
-    lines += [f"- target: {target}" for target in report.get("targets", [])]
+    if not report.get("markdown"):  # the benchmark's markdown already ends with its targets table
+        lines += [f"- target: {target}" for target in report.get("targets", [])]
     return lines + [""]
 
 
 def _cell(value) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value).replace("|", "/").replace("\n", " ")[:120]
+
+
+def timed_out_report(name: str) -> dict:
+    """A step that ran out of time: failed, with the benchmark rows it finished if it was a benchmark step (they are
+    written as each batch size completes, into the check's workdir)."""
+    report = {"step": name, "passed": False, "failures": [
+        "ran out of its time budget (or the check's total); what it wrote before is in the log"]}
+    workdir = os.environ.get("GENIMG_GPU_CHECK_WORKDIR")
+    partial = gpu_steps.bench_folder(Check(out=Path("."), workdir=Path(workdir)), name) if workdir else None
+    if partial is not None and (partial / "gpu-bench.json").exists():
+        finished = gpu_steps.bench_report(partial)
+        report.update({key: finished[key] for key in ("bench", "markdown", "targets", "compile_cache")})
+        report["failures"] += finished["failures"]
+        report["doc"] = "Cut short: the rows below are those it finished."
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,14 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", choices=[step.name for step in STEPS], help="run one step (default: all, in order)")
     parser.add_argument("--out", default="outputs/gpu-check")
     parser.add_argument("--timed-out", metavar="STEP", help="write STEP's report as failed: it ran out of time")
+    parser.add_argument("--summary", action="store_true", help="rewrite OUT/summary.md from the reports in OUT "
+                                                               "(reports of several device calls in one folder)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.list:
         print("\n".join(f"{step.name} {step.budget_s}" for step in STEPS))
         return 0
+    if args.summary:
+        write_summary(out)
+        print((out / "summary.md").read_text())
+        return 0
     if args.timed_out:
-        write_report(out, {"step": args.timed_out, "passed": False, "failures": [
-            "ran out of its time budget (or the check's 7 minutes); what it wrote before is in the log"]})
+        write_report(out, timed_out_report(args.timed_out))
         return 1
     from diffusers.utils import logging as diffusers_logging
 
