@@ -47,7 +47,8 @@ GENERATORS = "Generators"
 # A replica's death reaches callers as one of these; the request is sent again to a live replica.
 REPLICA_LOST = (ActorDiedError, ActorUnavailableError, RayActorError, DeploymentUnavailableError)
 OBJECT_STORE_BYTES = 128 * 1024 ** 2  # images travel as a few hundred bytes of PNG: the store holds next to nothing
-RETRY_PAUSE_S = 0.25  # between attempts: time for the router to hear of the death and the controller to act
+RETRY_PAUSE_S = 0.25
+MAX_BUSY_WAIT_S = 0.25  # the longest a request waits for its batch to fill while the replica is busy  # between attempts: time for the router to hear of the death and the controller to act
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ class Generators:
         # Every generation runs on this one thread (genimg.threads explains why one thread, not many, on a CPU).
         self.torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genimg-torch",
                                                initializer=_set_threads, initargs=(self.settings,))
+        self.idle_wait_s, self.last_batch_s = self.settings.batch_wait_ms / 1000, 0.0
         self.draw_batch.set_max_batch_size(self.limits.max_batch_size)
-        self.draw_batch.set_batch_wait_timeout_s(self.settings.batch_wait_ms / 1000)
+        self.draw_batch.set_batch_wait_timeout_s(self.idle_wait_s)
         # Loaded and warmed up before the replica says it is ready: its first request pays for neither.
         self.torch_thread.submit(self._warm_up).result()
 
@@ -116,7 +118,17 @@ class Generators:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
     async def draw_batch(self, items: list[tuple]) -> list:
-        return await asyncio.get_running_loop().run_in_executor(self.torch_thread, self._draw_now, items)
+        # Ray forms the next batch while this one runs, after waiting batch_wait_timeout_s from its first request,
+        # then holds it until this one ends: with a short wait, a busy replica would draw batches of one. So while a
+        # batch runs, the wait is about one batch's time (what arrives meanwhile joins the next batch, as in the
+        # app's micro-batcher); an idle replica starts a lone request after batch_wait_ms.
+        self.draw_batch.set_batch_wait_timeout_s(min(MAX_BUSY_WAIT_S, max(self.last_batch_s, self.idle_wait_s)))
+        started = time.perf_counter()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.torch_thread, self._draw_now, items)
+        finally:
+            self.last_batch_s = time.perf_counter() - started
+            self.draw_batch.set_batch_wait_timeout_s(self.idle_wait_s)
 
     def _draw_now(self, items: list[tuple]) -> list:
         """Each item's payload, or the exception that stopped it (a model that will not load fails its items)."""
