@@ -229,6 +229,8 @@ class RemoteDrawer:
             except BaseException as error:  # noqa: BLE001 - sorted out by _retry_or_raise
                 _retry_or_raise(error, deadline, attempt)
                 await asyncio.sleep(RETRY_PAUSE_S)
+        else:
+            raise ServerBusy("No replica could take the request; try again.")
         return drawn(payload, (time.perf_counter() - started) * 1000)
 
     def call(self, method: str, *args, timeout_s: float | None = None) -> dict:
