@@ -1,4 +1,5 @@
-"""``python -m genimg serve``: Ray started on loopback only, one request served, Ctrl-C leaves no process behind."""
+"""``python -m genimg serve``: Ray started on loopback only, one request served, Ctrl-C or SIGTERM leaves no process
+behind."""
 from __future__ import annotations
 
 import json
@@ -27,7 +28,8 @@ def test_bad_settings_are_refused_before_ray_starts():
 
 
 @pytest.mark.slow
-def test_serve_listens_on_loopback_answers_and_stops_cleanly():
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_listens_on_loopback_answers_and_stops_cleanly(stop_signal):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "genimg", "serve", "--backend", "gan", "--replicas", "1",
                                "--cpus", "1", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
@@ -51,7 +53,7 @@ def test_serve_listens_on_loopback_answers_and_stops_cleanly():
         assert len(family) >= 3  # the GCS, the raylet, the replica, ...
         listening = [connection for process in family for connection in _listening(process)]
         assert listening and {connection.laddr.ip for connection in listening} <= LOOPBACK, listening
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop_signal)
         assert server.wait(timeout=120) == 0
         remaining = "".join(server.stdout.readlines())
         assert "genimg serve: stopped" in remaining

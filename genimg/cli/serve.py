@@ -17,6 +17,7 @@ import threading
 from genimg.cli.generate import add_load_options, load_options
 from genimg.errors import GenimgError
 
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="serve POST /v1/image from Ray Serve replicas (docs/scaling.md)")
     add_load_options(parser)
@@ -65,10 +66,17 @@ def main(args: argparse.Namespace) -> int:
     from genimg.serve.cluster import APP_NAME, deploy, start_ray
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+
+    def stop_on_signals() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+
+    stop_on_signals()
     try:
         start_ray(args.address, args.cpus)
+        # ray.init installs a SIGTERM handler that ends the process at once, leaving Ray's agents behind: a
+        # SIGTERM (systemd, Kubernetes, `kill`) stops Serve and Ray as Ctrl-C does.
+        stop_on_signals()
         url = deploy(settings, args.host, args.port)
         replicas = (f"{settings.min_replicas or 1}-{settings.max_replicas} replicas (autoscaling)"
                     if settings.max_replicas else f"{settings.replicas} replica(s)")
