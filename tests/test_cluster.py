@@ -170,6 +170,31 @@ def test_the_app_draws_on_the_cluster(cluster_url, monkeypatch):
         generation.CLUSTER["drawer"] = None
 
 
+def test_direct_replicas_answer_http_themselves(cluster_url):
+    """``--direct``: Ray's proxy sends POST /v1/image straight to the Generators replicas (no ingress deployment),
+    with the same contract; here as a second application under a route prefix."""
+    from ray import serve
+
+    settings = cluster.ClusterSettings(replicas=1, num_cpus=0, direct=True, speed_options={"tiny_decoder": True})
+    serve.run(cluster.build_application(settings), name="genimg-direct", route_prefix="/direct", blocking=False)
+    try:
+        deployments = serve.status().applications["genimg-direct"].deployments
+        assert set(deployments) == {cluster.GENERATORS}
+        status, headers, png = post(cluster_url + "/direct", {"prompt": "rocket", "seed": 3, "steps": 1})
+        assert status == 200 and Image.open(io.BytesIO(png)).size == (64, 64)
+        info = info_of(headers)
+        assert info["seed"] == 3 and info["replica"] and info["pid"] != os.getpid()
+        _, _, two_hop = post(cluster_url, {"prompt": "rocket", "seed": 3, "steps": 1})
+        assert two_hop == png, "the same request draws the same image either way"
+        status, _, answer = post(cluster_url + "/direct", {"prompt": "cat", "steps": -1})
+        assert status == 400 and "steps" in json.loads(answer)["error"]
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(cluster_url + "/direct/v1/image", timeout=30)
+        assert error.value.code == 405
+    finally:
+        serve.delete("genimg-direct")
+
+
 def test_settings_become_serve_options():
     from genimg.serve.limits import ServingLimits
 

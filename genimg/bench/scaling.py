@@ -35,15 +35,15 @@ LOCUSTFILE = ROOT / "genimg" / "serve" / "locustfile.py"
 class RayServe:
     """``python -m genimg serve`` on a free loopback port, stopped with Ctrl-C's signal (Serve and Ray shut down)."""
 
-    def __init__(self, replicas: int, log_path: Path):
-        self.port, self.replicas, self.log_path = free_port(), replicas, log_path
+    def __init__(self, replicas: int, log_path: Path, extra: tuple = ()):
+        self.port, self.replicas, self.log_path, self.extra = free_port(), replicas, log_path, list(extra)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "RayServe":
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "genimg", "serve", "--replicas", str(self.replicas), "--port", str(self.port),
-             "--cpus", str(os.cpu_count())], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+             "--cpus", str(os.cpu_count()), *self.extra], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -90,7 +90,16 @@ def locust_round(url: str, clients: int, seconds: float, workdir: Path, name: st
               "server_overhead_p50_ms": percentile(overhead, 0.5), "processes": len({a["pid"] for a in answers})}
     if killed:
         result["killed"] = {**killed, "after_s": round(killed["at"] - started, 1)}
+    result["failure_kinds"] = read_failures(workdir / f"{name}_failures.csv")
     return result
+
+
+def read_failures(path: Path) -> dict:
+    """Locust's failures CSV as {error message (first 120 characters): count}."""
+    if not path.exists():
+        return {}
+    with open(path) as file:
+        return {row["Error"][:120]: int(row["Occurrences"]) for row in csv.DictReader(file)}
 
 
 def read_stats(path: Path, name: str) -> dict:
@@ -126,20 +135,24 @@ def run(args: argparse.Namespace) -> dict:
     report = {"date": datetime.datetime.now().isoformat(timespec="minutes"), "machine": machine(),
               "command": "python -m genimg.bench.scaling " + " ".join(sys.argv[1:]), "clients": args.clients,
               "seconds": args.seconds, "replicas": args.replicas, "load_before": os.getloadavg(), "rounds": []}
-    with LaunchedApp(log_path=workdir / "app.log") as app, RayServe(args.replicas, workdir / "serve.log") as ray:
-        targets = {"one process (app.py)": app.url.rstrip("/"), f"Ray Serve, {args.replicas} replicas": ray.url}
+    with LaunchedApp(log_path=workdir / "app.log") as app, RayServe(args.replicas, workdir / "serve.log") as ray, \
+            RayServe(args.replicas, workdir / "direct.log", ["--direct"]) as direct:
+        targets = {"one process (app.py)": app.url.rstrip("/"), f"Ray Serve, {args.replicas} replicas": ray.url,
+                   f"Ray Serve, {args.replicas} replicas, --direct": direct.url}
         for name, url in targets.items():  # warm-up: every batch size the run will use compiles its first call
             locust_round(url, args.clients, 10, workdir, "warm")
-        for round_ in range(args.rounds):
-            order = list(targets.items()) if round_ % 2 == 0 else list(targets.items())[::-1]
-            for name, url in order:
+        for round_ in range(args.rounds):  # each round in another order: no server always runs first or last
+            names = list(targets)
+            order = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name, url in ((name, targets[name]) for name in order):
                 report["rounds"].append({"target": name, "round": round_, "clients": args.clients,
                                          **locust_round(url, args.clients, args.seconds, workdir, f"r{round_}")})
         for name, url in targets.items():
             report["rounds"].append({"target": name, "round": "one client", "clients": 1,
                                      **locust_round(url, 1, args.seconds / 2, workdir, "one")})
-        report["kill"] = locust_round(ray.url, args.clients, max(args.seconds, 20), workdir, "kill", kill_after_s=5)
-        report["kill"].update(after_kill(workdir / "kill.json", report["kill"]["killed"]))
+        for key, url in (("kill", ray.url), ("kill_direct", direct.url)):
+            report[key] = locust_round(url, args.clients, max(args.seconds, 20), workdir, key, kill_after_s=5)
+            report[key].update(after_kill(workdir / f"{key}.json", report[key]["killed"]))
     report["load_after"] = os.getloadavg()
     return report
 
@@ -174,33 +187,36 @@ def summary(report: dict) -> dict:
 
 def markdown(report: dict) -> str:
     medians = summary(report)
-    single, cluster = medians.values()
-    kill = report["kill"]
+    single = next(iter(medians.values()))
     lines = [f"# One process against Ray Serve replicas: POST /v1/image under Locust ({report['date']})", "",
              f"Machine: {report['machine']}. Load average before / after: "
              f"{' '.join(f'{v:.1f}' for v in report['load_before'])} / "
              f"{' '.join(f'{v:.1f}' for v in report['load_after'])}. Command: `{report['command']}`.",
              f"latent-lcm, 1 step, fp32, {report['clients']} Locust users sending one request after another, "
              f"{report['seconds']:.0f} s per round, rounds interleaved; medians over the rounds.", "",
-             "| server | images/s | p50 ms | p95 ms | mean batch | failures | overhead p50, 1 client (ms) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| server | images/s | x one process | p50 ms | p95 ms | mean batch | failures | overhead p50, 1 client "
+             "(ms) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for target, row in medians.items():
-        lines.append(f"| {target} | {row['images_per_s']:.1f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} | "
-                     f"{row['mean_batch']:.1f} | {row['failures']} | {row['one_client_overhead_p50_ms']:.1f} |")
-    ratio = cluster["images_per_s"] / single["images_per_s"]
-    lines += ["", f"Ray Serve / one process: **{ratio:.2f}x** the images/s. Overhead: the request's time in the "
-                  "server (Server-Timing `server`) minus the engine's (`engine`), one client.", "",
+        lines.append(f"| {target} | {row['images_per_s']:.1f} | {row['images_per_s'] / single['images_per_s']:.2f} | "
+                     f"{row['p50_ms']:.0f} | {row['p95_ms']:.0f} | {row['mean_batch']:.1f} | {row['failures']} | "
+                     f"{row['one_client_overhead_p50_ms']:.1f} |")
+    lines += ["", "Overhead: the request's time in the server (Server-Timing `server`: from the ingress, or with "
+                  "`--direct` the replica, receiving it to the answer) minus the engine's (`engine`), one client.", "",
               "## Every round", "", "| server | round | users | images/s | p50 ms | p95 ms | mean batch | failures |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['target']} | {r['round']} | {r['clients']} | {r['images_per_s']:.1f} | {r['p50_ms']:.0f} | "
               f"{r['p95_ms']:.0f} | {(r['mean_batch'] or 0):.1f} | {r['failures']} |" for r in report["rounds"]]
-    lines += ["", "## A replica killed under load", "",
-              f"SIGKILL to the replica process {kill['killed']['pid']}, {kill['killed']['after_s']} s into a "
-              f"{max(report['seconds'], 20):.0f} s round of {report['clients']} users: {kill['requests']} requests, "
-              f"{kill['failures']} not answered with an image (Locust counts a 503 as a failure); "
-              f"{kill['images_before_kill']} images before the kill, {kill['images_after_kill']} after it. The first "
-              f"image after the kill came {_seconds(kill['first_image_after_kill_s'])} after it, the first from the "
-              f"replacement replica {_seconds(kill['first_image_from_new_replica_s'])} after it.", ""]
+    lines += ["", "## A replica killed under load", ""]
+    for key, label in (("kill", "`genimg serve`"), ("kill_direct", "`genimg serve --direct`")):
+        kill = report[key]
+        failures = "; ".join(f"{count} x {error}" for error, count in kill.get("failure_kinds", {}).items())
+        lines += [f"{label}: SIGKILL to the replica process {kill['killed']['pid']}, {kill['killed']['after_s']} s "
+                  f"into a {max(report['seconds'], 20):.0f} s round of {report['clients']} users: {kill['requests']} "
+                  f"requests, {kill['failures']} not answered with an image (Locust counts a 503 or 500 as a failure)"
+                  f"{': ' + failures if failures else ''}; {kill['images_before_kill']} images before the kill, "
+                  f"{kill['images_after_kill']} after it. The first image after the kill came "
+                  f"{_seconds(kill['first_image_after_kill_s'])} after it, the first from the replacement replica "
+                  f"{_seconds(kill['first_image_from_new_replica_s'])} after it.", ""]
     return "\n".join(lines)
 
 

@@ -30,6 +30,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (1: a replica per GPU)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0,
                         help="how long a replica waits to fill a batch once a request is there (default 2)")
+    parser.add_argument("--direct", action="store_true",
+                        help="the replicas answer HTTP themselves: one hop less per request, but a replica that dies "
+                             "fails its requests in flight (Ray's 500) instead of retrying them (docs/scaling.md)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--address", help="join this Ray cluster ('auto': the one started on this machine) instead "
@@ -51,7 +54,8 @@ def settings_from(args: argparse.Namespace):
     return ClusterSettings(backend=args.backend, precision=precision, speed_options=options, replicas=args.replicas,
                            min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                            target_ongoing_requests=args.target_ongoing_requests, num_cpus=args.num_cpus,
-                           num_gpus=args.num_gpus, batch_wait_ms=args.batch_wait_ms)
+                           num_gpus=args.num_gpus, batch_wait_ms=args.batch_wait_ms,
+                           direct=args.direct)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -15,6 +15,9 @@ Two deployments (docs/scaling.md draws them):
 
 A replica that dies with requests in flight loses none of them silently: each is sent again to a live replica
 (generation is deterministic, so the image is the same) until its deadline, else answered with a 503 to retry.
+``direct`` (``genimg serve --direct``) leaves the ingress out: Ray's proxy sends POST /v1/image straight to the
+Generators replicas, which answer it with the same route. One hop less per request; a replica's death then reaches
+its callers as Ray's plain 500 (send it again), as the proxy does not resend requests in flight.
 """
 from __future__ import annotations
 
@@ -47,8 +50,8 @@ GENERATORS = "Generators"
 # A replica's death reaches callers as one of these; the request is sent again to a live replica.
 REPLICA_LOST = (ActorDiedError, ActorUnavailableError, RayActorError, DeploymentUnavailableError)
 OBJECT_STORE_BYTES = 128 * 1024 ** 2  # images travel as a few hundred bytes of PNG: the store holds next to nothing
-RETRY_PAUSE_S = 0.25
-MAX_BUSY_WAIT_S = 0.25  # the longest a request waits for its batch to fill while the replica is busy  # between attempts: time for the router to hear of the death and the controller to act
+RETRY_PAUSE_S = 0.25  # between attempts: time for the router to hear of the death and the controller to act
+MAX_BUSY_WAIT_S = 0.25  # the longest a request waits for its batch to fill while the replica is busy
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class ClusterSettings:
     num_cpus: float = 1.0  # per replica; its torch threads follow (at least 1)
     num_gpus: float = 0.0  # per replica: 1 = one replica per GPU
     batch_wait_ms: float = 2.0  # how long @serve.batch waits to fill a batch once one request is there
+    # The Generators replicas answer HTTP themselves: one hop less per request (measured in docs/scaling.md), but a
+    # replica that dies fails its requests in flight with Ray's plain 500 instead of sending them to another replica.
+    direct: bool = False
 
     def autoscaling_config(self, limits: ServingLimits) -> dict | None:
         if self.min_replicas is None and self.max_replicas is None:
@@ -91,10 +97,19 @@ class Generators:
         self.torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genimg-torch",
                                                initializer=_set_threads, initargs=(self.settings,))
         self.idle_wait_s, self.last_batch_s = self.settings.batch_wait_ms / 1000, 0.0
+        self.batch_started: float | None = None  # perf_counter() when the running batch began; None when idle
         self.draw_batch.set_max_batch_size(self.limits.max_batch_size)
         self.draw_batch.set_batch_wait_timeout_s(self.idle_wait_s)
+        # When this deployment is the application's ingress (ClusterSettings.direct), it answers POST /v1/image.
+        self.endpoint = ImageEndpoint(self._draw_here, max_waiting=self.limits.queue_size)
         # Loaded and warmed up before the replica says it is ready: its first request pays for neither.
         self.torch_thread.submit(self._warm_up).result()
+
+    async def __call__(self, request: HttpRequest):
+        return await answer(request, self.endpoint)
+
+    async def _draw_here(self, **arguments) -> Drawn:
+        return drawn(await self.draw(**arguments))
 
     def _warm_up(self) -> None:
         self._generator(self.default_options).generate("warm-up", seed=0)
@@ -111,24 +126,30 @@ class Generators:
         request = Request(prompt, steps or None, 1, seed).validated()
         options = {**self.default_options, **(speed_options or {}), **({"backend": backend} if backend else {}),
                    **({"precision": precision} if precision else {})}
+        self.draw_batch.set_batch_wait_timeout_s(self._batch_wait_s())
         outcome = await self.draw_batch((options, request, Deadline(timeout_s or self.limits.request_timeout_s)))
         if isinstance(outcome, BaseException):
             raise outcome
         return {**outcome, "replica_ms": (time.perf_counter() - started) * 1000}
 
+    def _batch_wait_s(self) -> float:
+        """How long the batch this request may open waits for more. Ray forms the next batch while one runs and
+        fixes its wait when its first request arrives (the value set here, just before that request joins): on a
+        busy replica the next batch closes about when the running one should end (its start plus the last batch's
+        time), so what arrives meanwhile joins it, as in the app's micro-batcher, and no time is lost after the
+        running batch ends. An idle replica starts after ``batch_wait_ms``."""
+        if self.batch_started is None:
+            return self.idle_wait_s
+        expected_end = self.batch_started + min(self.last_batch_s, MAX_BUSY_WAIT_S)
+        return max(self.idle_wait_s, expected_end - time.perf_counter())
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
     async def draw_batch(self, items: list[tuple]) -> list:
-        # Ray forms the next batch while this one runs, after waiting batch_wait_timeout_s from its first request,
-        # then holds it until this one ends: with a short wait, a busy replica would draw batches of one. So while a
-        # batch runs, the wait is about one batch's time (what arrives meanwhile joins the next batch, as in the
-        # app's micro-batcher); an idle replica starts a lone request after batch_wait_ms.
-        self.draw_batch.set_batch_wait_timeout_s(min(MAX_BUSY_WAIT_S, max(self.last_batch_s, self.idle_wait_s)))
-        started = time.perf_counter()
+        self.batch_started = time.perf_counter()
         try:
             return await asyncio.get_running_loop().run_in_executor(self.torch_thread, self._draw_now, items)
         finally:
-            self.last_batch_s = time.perf_counter() - started
-            self.draw_batch.set_batch_wait_timeout_s(self.idle_wait_s)
+            self.last_batch_s, self.batch_started = time.perf_counter() - self.batch_started, None
 
     def _draw_now(self, items: list[tuple]) -> list:
         """Each item's payload, or the exception that stopped it (a model that will not load fails its items)."""
@@ -200,11 +221,17 @@ class ImageIngress:
                                       max_waiting=self.limits.queue_size)
 
     async def __call__(self, request: HttpRequest):
-        if request.url.path.rstrip("/") != PATH:
-            return JSONResponse({"error": f"Not found: this server answers POST {PATH}."}, status_code=404)
-        if request.method != "POST":
-            return JSONResponse({"error": f"Use POST {PATH}."}, status_code=405, headers={"Allow": "POST"})
-        return await self.endpoint.handle(request)
+        return await answer(request, self.endpoint)
+
+
+async def answer(request: HttpRequest, endpoint: ImageEndpoint):
+    """The ingress's one route: POST /v1/image under the application's route prefix; 404 and 405 otherwise."""
+    prefix = request.scope.get("root_path", "").rstrip("/")
+    if request.url.path.removeprefix(prefix).rstrip("/") != PATH:
+        return JSONResponse({"error": f"Not found: this server answers POST {PATH}."}, status_code=404)
+    if request.method != "POST":
+        return JSONResponse({"error": f"Use POST {PATH}."}, status_code=405, headers={"Allow": "POST"})
+    return await endpoint.handle(request)
 
 
 class RemoteDrawer:
@@ -326,6 +353,8 @@ def build_application(settings: ClusterSettings, limits: ServingLimits | None = 
     else:
         options["num_replicas"] = settings.replicas
     generators = Generators.options(**options).bind(asdict(settings), asdict(limits))
+    if settings.direct:
+        return generators
     ingress = ImageIngress.options(max_ongoing_requests=2 * limits.queue_size)
     return ingress.bind(generators, asdict(limits))
 
