@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from genimg.serve.loadtest import LaunchedApp, free_port
+from genimg.serve.launch import LaunchedApp, free_port
 from genimg.serve.locust_run import locust_round
 
 ROOT = Path(__file__).resolve().parents[2]
