@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from genimg.serve.loadtest import free_port
+from genimg.serve.launch import free_port
 from genimg.serve.uploads import MB, TRIM_EVERY_S, UploadLimits, folder_usage
 
 pytestmark = pytest.mark.slow

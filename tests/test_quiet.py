@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from genimg.quiet import KNOWN_NOISE, DropMessage, filter_known_noise
-from genimg.serve.loadtest import LaunchedApp
+from genimg.serve.launch import LaunchedApp
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

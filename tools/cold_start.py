@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from genimg.serve.loadtest import LaunchedApp
+from genimg.serve.launch import LaunchedApp
 
 
 def one_run() -> tuple[float, float]:

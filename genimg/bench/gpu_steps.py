@@ -232,7 +232,7 @@ def app(check: Check) -> dict:
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    from genimg.serve.loadtest import LaunchedApp
+    from genimg.serve.launch import LaunchedApp
 
     folder = check.pipeline_folder()
     os.environ["GENIMG_MODEL_DIRS"] = str(folder.parent)  # the app reads model folders from allowed places only

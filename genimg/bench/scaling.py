@@ -12,7 +12,6 @@ answers: images, clear refusals (503), failures, and how soon images came again 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -25,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from genimg.serve.loadtest import LaunchedApp, free_port
-from genimg.timing import percentile
+from genimg.serve.launch import LaunchedApp, free_port
+from genimg.serve.locust_run import locust_round
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = ROOT / "genimg" / "serve" / "locustfile.py"
 
 
 class RayServe:
@@ -65,56 +63,22 @@ class RayServe:
         self.log.close()
 
 
-def locust_round(url: str, clients: int, seconds: float, workdir: Path, name: str, kill_after_s: float | None = None
-                 ) -> dict:
-    """Locust's RestUser: ``clients`` users for ``seconds``; its statistics and genimg's per-request details."""
-    details = workdir / f"{name}.json"
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(clients), "-r",
-               str(clients), "-t", f"{max(1, round(seconds))}s", "--host", url, "--csv", str(workdir / name), "--only-summary",
-               "--stop-timeout", "30", "RestUser"]
-    environment = {**os.environ, "GENIMG_LOCUST_DETAILS": str(details)}
-    started = time.time()
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    killed = None
-    if kill_after_s is not None:
-        time.sleep(kill_after_s)
-        killed = kill_one_replica(url)
-    process.wait(timeout=seconds + 120)
-    row = read_stats(workdir / f"{name}_stats.csv", "POST /v1/image")
-    answers = json.loads(details.read_text()) if details.exists() else []
-    batches = [a["batched_with"] for a in answers if a["batched_with"]]
-    overhead = [a["server_ms"] - a["engine_ms"] for a in answers if a["server_ms"] and a["engine_ms"]]
-    result = {**row, "mean_batch": statistics.fmean(batches) if batches else None,
-              "engine_p50_ms": percentile([a["engine_ms"] for a in answers if a["engine_ms"]], 0.5),
-              "server_overhead_p50_ms": percentile(overhead, 0.5), "processes": len({a["pid"] for a in answers})}
-    if killed:
-        result["killed"] = {**killed, "after_s": round(killed["at"] - started, 1)}
-    result["failure_kinds"] = read_failures(workdir / f"{name}_failures.csv")
+def rest_round(url: str, clients: int, seconds: float, workdir: Path, name: str, kill_after_s: float | None = None
+               ) -> dict:
+    """Locust's RestUser against ``url``; with ``kill_after_s``, a replica is killed that far into the round."""
+    kill = None if kill_after_s is None else lambda: kill_one_replica(url, delay_s=kill_after_s)
+    result = locust_round(url, "RestUser", clients, seconds, workdir, name, while_running=kill)
+    if kill is not None:
+        killed = result.pop("while_running")
+        result["killed"] = {**killed, "after_s": round(killed["at"] - result["started"], 1)}
     return result
 
 
-def read_failures(path: Path) -> dict:
-    """Locust's failures CSV as {error message (first 120 characters): count}."""
-    if not path.exists():
-        return {}
-    with open(path) as file:
-        return {row["Error"][:120]: int(row["Occurrences"]) for row in csv.DictReader(file)}
-
-
-def read_stats(path: Path, name: str) -> dict:
-    with open(path) as file:
-        row = next((r for r in csv.DictReader(file) if r["Name"] == name), None)
-    if row is None:  # not one request finished in the round
-        return {"requests": 0, "failures": 0, "images_per_s": 0.0, "p50_ms": float("nan"), "p95_ms": float("nan")}
-    return {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-            "images_per_s": float(row["Requests/s"]), "p50_ms": float(row["50%"]), "p95_ms": float(row["95%"])}
-
-
-def kill_one_replica(url: str) -> dict:
-    """SIGKILL the process that drew the next image (its pid comes with the answer)."""
+def kill_one_replica(url: str, delay_s: float) -> dict:
+    """After ``delay_s``, SIGKILL the process that draws the next image (its pid comes with the answer)."""
     import urllib.request
 
+    time.sleep(delay_s)
     request = urllib.request.Request(url + "/v1/image", data=b'{"prompt": "a red apple", "steps": 1}',
                                      headers={"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -140,18 +104,18 @@ def run(args: argparse.Namespace) -> dict:
         targets = {"one process (app.py)": app.url.rstrip("/"), f"Ray Serve, {args.replicas} replicas": ray.url,
                    f"Ray Serve, {args.replicas} replicas, --direct": direct.url}
         for name, url in targets.items():  # warm-up: every batch size the run will use compiles its first call
-            locust_round(url, args.clients, 10, workdir, "warm")
+            rest_round(url, args.clients, 10, workdir, "warm")
         for round_ in range(args.rounds):  # each round in another order: no server always runs first or last
             names = list(targets)
             order = names[round_ % len(names):] + names[:round_ % len(names)]
             for name, url in ((name, targets[name]) for name in order):
                 report["rounds"].append({"target": name, "round": round_, "clients": args.clients,
-                                         **locust_round(url, args.clients, args.seconds, workdir, f"r{round_}")})
+                                         **rest_round(url, args.clients, args.seconds, workdir, f"r{round_}")})
         for name, url in targets.items():
             report["rounds"].append({"target": name, "round": "one client", "clients": 1,
-                                     **locust_round(url, 1, args.seconds / 2, workdir, "one")})
+                                     **rest_round(url, 1, args.seconds / 2, workdir, "one")})
         for key, url in (("kill", ray.url), ("kill_direct", direct.url)):
-            report[key] = locust_round(url, args.clients, max(args.seconds, 20), workdir, key, kill_after_s=5)
+            report[key] = rest_round(url, args.clients, max(args.seconds, 20), workdir, key, kill_after_s=5)
             report[key].update(after_kill(workdir / f"{key}.json", report[key]["killed"]))
     report["load_after"] = os.getloadavg()
     return report
@@ -209,7 +173,7 @@ def markdown(report: dict) -> str:
     lines += ["", "## A replica killed under load", ""]
     for key, label in (("kill", "`genimg serve`"), ("kill_direct", "`genimg serve --direct`")):
         kill = report[key]
-        failures = "; ".join(f"{count} x {error}" for error, count in kill.get("failure_kinds", {}).items())
+        failures = "; ".join(kill.get("errors", []))
         lines += [f"{label}: SIGKILL to the replica process {kill['killed']['pid']}, {kill['killed']['after_s']} s "
                   f"into a {max(report['seconds'], 20):.0f} s round of {report['clients']} users: {kill['requests']} "
                   f"requests, {kill['failures']} not answered with an image (Locust counts a 503 or 500 as a failure)"

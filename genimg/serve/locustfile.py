@@ -8,9 +8,10 @@
   the image file), timed as one request from the first byte sent to the image received.
 
 Each user sends one request after another (no think time). Settings from the environment: GENIMG_LOCUST_BACKEND
-(default latent-lcm), GENIMG_LOCUST_STEPS (default 1); GENIMG_LOCUST_DETAILS names a JSON file that receives, per
-answered request, what the server said of it (batch size, engine and server milliseconds, replica, pid, when it ended), which
-Locust's own statistics cannot hold. Any host other than loopback is refused.
+(default latent-lcm), GENIMG_LOCUST_STEPS (default 1), GENIMG_LOCUST_PRECISION (default fp32); GENIMG_LOCUST_DETAILS
+names a JSON file that receives, per answered request, what the server said of it (batch size, engine and server
+milliseconds, replica, pid, when it ended) and the client's own milliseconds, which Locust's statistics cannot hold
+per request. Any host other than loopback is refused. ``genimg.serve.locust_run`` runs this file and reads it back.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def next_request() -> dict:
     index = next(_counter)
     return {"prompt": PROMPTS[index % len(PROMPTS)], "seed": index,
             "backend": os.environ.get("GENIMG_LOCUST_BACKEND", "latent-lcm"),
-            "steps": int(os.environ.get("GENIMG_LOCUST_STEPS", "1"))}
+            "steps": int(os.environ.get("GENIMG_LOCUST_STEPS", "1")),
+            "precision": os.environ.get("GENIMG_LOCUST_PRECISION", "fp32")}
 
 
 @events.init.add_listener
@@ -67,6 +69,7 @@ class RestUser(HttpUser):
 
     @task
     def image(self) -> None:
+        started = time.perf_counter()
         with self.client.post(PATH, json=next_request(), name=f"POST {PATH}", catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -74,8 +77,8 @@ class RestUser(HttpUser):
             timings = parse_server_timing(response.headers["Server-Timing"])
             info = json.loads(response.headers["Genimg-Info"])
             _details.append({"batched_with": info.get("batched_with"), "engine_ms": timings.get("engine"),
-                             "server_ms": timings.get("server"), "replica": info.get("replica"),
-                             "pid": info.get("pid"), "t": time.time()})
+                             "server_ms": timings.get("server"), "client_ms": (time.perf_counter() - started) * 1000,
+                             "replica": info.get("replica"), "pid": info.get("pid"), "t": time.time()})
 
 
 class GradioUser(HttpUser):
@@ -89,7 +92,7 @@ class GradioUser(HttpUser):
         started = time.perf_counter()
         error, info = None, None
         try:
-            data = [body["prompt"], body["backend"], body["steps"], "fp32", body["seed"]]
+            data = [body["prompt"], body["backend"], body["steps"], body["precision"], body["seed"]]
             joined = self.client.post("/gradio_api/call/generate_one", json={"data": data}, name="(join)")
             joined.raise_for_status()
             stream = self.client.get(f"/gradio_api/call/generate_one/{joined.json()['event_id']}", name="(events)")
@@ -103,8 +106,8 @@ class GradioUser(HttpUser):
                                              response_length=0, exception=error, context={})
         if error is None:
             _details.append({"batched_with": info.get("batched_with"), "engine_ms": info["timings_ms"]["total"],
-                             "server_ms": info.get("server_total_ms"), "replica": info.get("replica"),
-                             "pid": info.get("pid"), "t": time.time()})
+                             "server_ms": info.get("server_total_ms"), "client_ms": elapsed_ms,
+                             "replica": info.get("replica"), "pid": info.get("pid"), "t": time.time()})
 
 
 def completed_event(stream: str) -> tuple[dict, dict]:

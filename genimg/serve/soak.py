@@ -27,7 +27,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from genimg.serve.loadtest import PROMPTS, LaunchedApp
+from genimg.serve.launch import LaunchedApp
+from genimg.serve.loadtest import PROMPTS
 from genimg.serve.uploads import MB, folder_usage
 from genimg.timing import percentile
 
