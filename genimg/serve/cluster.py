@@ -98,8 +98,7 @@ class Generators:
                                                initializer=_set_threads, initargs=(self.settings,))
         self.idle_wait_s, self.last_batch_s = self.settings.batch_wait_ms / 1000, 0.0
         self.batch_started: float | None = None  # perf_counter() when the running batch began; None when idle
-        self.draw_batch.set_max_batch_size(self.limits.max_batch_size)
-        self.draw_batch.set_batch_wait_timeout_s(self.idle_wait_s)
+        self.draw_batch.set_max_batch_size(self.limits.max_batch_size)  # its wait: set by draw, per request
         # When this deployment is the application's ingress (ClusterSettings.direct), it answers POST /v1/image.
         self.endpoint = ImageEndpoint(self._draw_here, max_waiting=self.limits.queue_size)
         # Loaded and warmed up before the replica says it is ready: its first request pays for neither.
