@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "genimg"
 # Floors, lowest first. A module may import modules on its own floor or below, never above.
 FLOORS = (
     ("genimg.errors", "genimg.options", "genimg.timing", "genimg.assets", "genimg.guards", "genimg.images",
-     "genimg.threads", "genimg.quiet"),
+     "genimg.threads", "genimg.quiet", "genimg.hardware"),
     ("genimg.text", "genimg.concepts", "genimg.sampling", "genimg.models"),
     ("genimg.accel",),
     ("genimg.backends",),

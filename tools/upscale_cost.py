@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import genimg
+from genimg.hardware import cpu_name
 
 CONFIGS = {  # label -> genimg.load options of the pair (the upscale=2 twin adds upscale=2)
     "torch fp32, KL decoder": dict(precision="fp32"),
@@ -27,16 +27,6 @@ CONFIGS = {  # label -> genimg.load options of the pair (the upscale=2 twin adds
     "openvino bf16, tiny decoder": dict(precision="bf16", tiny_decoder=True, engine="openvino"),
 }
 TARGET_RATIO, TARGET_UPSCALE_MS = 1.35, 3.0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> str:

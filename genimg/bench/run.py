@@ -28,6 +28,7 @@ from genimg.bench.engines import (add_pixel_differences, engine_targets, engine_
                                   uses_engines)
 from genimg.bench.report import add_stock_ratios, check_targets, headline_rows
 from genimg.bench.runners import FloorRunner, GenimgRunner, make_runner
+from genimg.hardware import cpu_name
 from genimg.options import SpeedOptions
 
 def process_rss_bytes() -> int | None:
@@ -163,12 +164,7 @@ def machine_info(settings: BenchSettings) -> dict:
 
     import diffusers
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     device = SpeedOptions(device=settings.device).validated().device
     if device.startswith("cuda"):
         cpu += f"; GPU {torch.cuda.get_device_name()}"

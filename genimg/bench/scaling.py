@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from genimg.hardware import cpu_name
 from genimg.serve.launch import LaunchedApp, free_port
 from genimg.serve.locust_run import locust_round
 
@@ -88,9 +89,7 @@ def kill_one_replica(url: str, delay_s: float) -> dict:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    return f"{cpu_name()}, {platform.system()} {platform.release()}"
 
 
 def run(args: argparse.Namespace) -> dict:
