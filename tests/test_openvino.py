@@ -175,6 +175,37 @@ def test_one_compiled_model_per_batch_size_unless_the_module_asks_for_a_dynamic_
         assert converted.stats["compiled"] == compiled and converted.stats["converted"] == 1
 
 
+class SequenceNet(torch.nn.Module):
+    """(B, L) token ids and mask -> (B, 8): an embedding and a masked mean, as a sentence encoder pools."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.linear = torch.nn.Embedding(50, 16), torch.nn.Linear(16, 8)
+
+    def forward(self, ids, mask):
+        weights = mask.unsqueeze(-1).float()
+        return self.linear((self.embed(ids) * weights).sum(1) / weights.sum(1).clamp(min=1))
+
+
+class DynamicSequenceNet(SequenceNet):
+    openvino_dynamic_sequence = True  # as genimg.text.SentencePooler says
+
+
+def test_a_module_that_asks_for_a_dynamic_sequence_gets_one_model_for_every_batch_and_length(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    shapes = ((1, 3), (1, 7), (2, 5), (1, 3))
+    inputs = [(torch.randint(0, 50, shape, generator=generator), torch.ones(shape, dtype=torch.long))
+              for shape in shapes]
+    # Static shapes: one conversion and one compiled model per length (3, 7, 5); dynamic: one of each.
+    for net, models in ((SequenceNet(), 3), (DynamicSequenceNet(), 1)):
+        converted = OpenVINOModule(net, "fp32", name=type(net).__name__, cache_dir=tmp_path)
+        for ids, mask in inputs:
+            with torch.inference_mode():
+                torch.testing.assert_close(converted(ids, mask), net(ids, mask), atol=1e-5, rtol=1e-5)
+        assert converted.stats["compiled"] == converted.stats["converted"] == models
+
+
 def test_the_film_generators_ask_for_a_dynamic_batch():
     from genimg.accel.openvino import needs_dynamic_batch
     from genimg.models.cvae import TextConditionalVAE

@@ -28,6 +28,24 @@ def test_cache_returns_the_same_embedding_and_long_prompts_are_flagged():
     assert len(encoder._cache) == 2
 
 
+def test_sentence_embeddings_are_the_padded_passes_from_each_prompts_own_tokens():
+    """The pooler runs on the prompts padded to the longest of the call only; masking makes that the padded pass's
+    sentence embedding. Cached per prompt like encode, truncation flagged the same way."""
+    encoder = TextEncoder(cache_size=3)
+    long_prompt = " ".join(["very"] * 60) + " long prompt"
+    prompts = ["rocket", "a slice of pizza with extra cheese", long_prompt, "rocket"]
+    pooled, truncated = encoder.sentence_embeddings(prompts)
+    reference = TextEncoder().encode(prompts)
+    torch.testing.assert_close(pooled, reference.pooled, atol=2e-6, rtol=0)
+    assert truncated == [False, False, True, False] == reference.truncated
+    alone, _ = encoder.sentence_embeddings(["a slice of pizza with extra cheese"])
+    assert torch.equal(alone[0], pooled[1])  # from the cache
+    encoder.sentence_embeddings(["a", "b", "c", "d"])
+    assert len(encoder._pooled_cache) == 3
+    encoder.clear_cache()
+    assert len(encoder._pooled_cache) == 0
+
+
 def test_the_openvino_int8_text_engine_stays_within_a_cosine_bound_of_fp32():
     """text_engine="openvino-int8": MiniLM's weights in int8 (NNCF weight compression), converted with its pooling.
     Every prompt's sentence embedding within cosine 0.995 of the fp32 torch one, its token embeddings on average
@@ -46,6 +64,9 @@ def test_the_openvino_int8_text_engine_stays_within_a_cosine_bound_of_fp32():
                                                                             text_engine="openvino-int8").validated(),
                                              notes)
     encoder.one_prompt_per_call = True
+    encoder.pooler = prepare_text_embedder(encoder.pooler, SpeedOptions(device="cpu",
+                                                                        text_engine="openvino-int8").validated(),
+                                           notes, name="text pooler")
     fast = encoder.encode(prompts)
     assert type(encoder.embedder).__name__ == "OpenVINOModule" and encoder.embedder.quantize == "int8"
     assert any("text encoder" in note for note in notes)
@@ -54,8 +75,15 @@ def test_the_openvino_int8_text_engine_stays_within_a_cosine_bound_of_fp32():
     assert pooled_cosine.min() > 0.995
     token_cosine = torch.nn.functional.cosine_similarity(fast.tokens, reference.tokens, dim=-1)
     assert token_cosine.mean() > 0.99
+    # The pooler: one compiled model for every batch and prompt length (no padding), as close to fp32.
+    pooled = torch.cat([encoder.sentence_embeddings([prompt])[0] for prompt in prompts[:3]]
+                       + [encoder.sentence_embeddings(prompts[3:])[0]])
+    stats = encoder.pooler.stats
+    assert stats["compiled"] == 1 and stats["converted"] + stats["loaded_from_cache"] == 1
+    assert (pooled * reference.pooled).sum(-1).min() > 0.995
     index = ConceptIndex.load()
     assert [m.concept for m in index.match(prompts, fast.pooled)] == \
+        [m.concept for m in index.match(prompts, pooled)] == \
         [m.concept for m in index.match(prompts, reference.pooled)]
 
 

@@ -16,7 +16,9 @@ How a call finds its compiled model:
    and compiles nothing. Static shapes matter: on the 2-core AMD EPYC (Zen 4) the int8 UNet took 2.4 / 3.9 ms at
    batch 1 / 2 with static shapes and 6.0 / 9.8 ms with a dynamic batch, which also cost 5-6 ms more whenever the
    batch size changed from the call before (a guidance cutoff's batch-1 steps after batch-2 ones). A module that
-   cannot be compiled at static shapes sets ``openvino_dynamic_batch = True`` and gets one model for every batch.
+   cannot be compiled at static shapes sets ``openvino_dynamic_batch = True`` and gets one model for every batch; one
+   that takes sequences of any length (the text encoder's sentence pooler, fed unpadded prompts) sets
+   ``openvino_dynamic_sequence = True`` and gets one model for every batch and length.
 
 Precision: ``bf16`` sets ``INFERENCE_PRECISION_HINT=bf16``, ``fp32`` sets ``f32``. Inputs travel as float32 (numpy has
 no bf16) and outputs come back in the caller's dtype. Measured on the 2-core AMD EPYC (Zen 4), the embedded
@@ -59,17 +61,31 @@ def weights_hash(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _leaf_signature(leaf, batched: bool):
+DYNAMIC_DIM_NAMES = ("B", "L")  # batch, sequence length
+
+
+def _leaf_signature(leaf, dynamic_dims: int):
+    """What a compiled model is specific to: a tensor's dtype and shape, its first ``dynamic_dims`` dimensions
+    named rather than sized (they stay dynamic); any other input by value."""
     if isinstance(leaf, torch.Tensor):
-        shape = tuple(leaf.shape)
-        return ("tensor", str(leaf.dtype), ("B", *shape[1:]) if batched and shape else shape)
+        shape, dims = tuple(leaf.shape), min(dynamic_dims, leaf.dim())
+        return ("tensor", str(leaf.dtype), (*DYNAMIC_DIM_NAMES[:dims], *shape[dims:]))
     return ("const", repr(leaf))
 
 
+def dynamic_dims(module: torch.nn.Module) -> int:
+    """How many leading input dimensions a module asks OpenVINO to keep dynamic: 2 (batch and sequence length) where
+    any of its submodules sets ``openvino_dynamic_sequence = True``, 1 (batch) for ``openvino_dynamic_batch = True``,
+    else 0: one static-shape model per input shape."""
+    parts = list(module.modules())
+    if any(getattr(part, "openvino_dynamic_sequence", False) for part in parts):
+        return 2
+    return int(any(getattr(part, "openvino_dynamic_batch", False) for part in parts))
+
+
 def needs_dynamic_batch(module: torch.nn.Module) -> bool:
-    """Whether a module asks for one compiled model with a dynamic batch (``openvino_dynamic_batch = True`` on any of
-    its submodules) instead of one static-shape model per batch size."""
-    return any(getattr(part, "openvino_dynamic_batch", False) for part in module.modules())
+    """Whether a module asks for one compiled model with a dynamic batch instead of one per batch size."""
+    return dynamic_dims(module) >= 1
 
 
 class _Positional(torch.nn.Module):
@@ -106,7 +122,7 @@ class OpenVINOModule(ModuleWrapper):
         self.notes = notes if notes is not None else []
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
         self.stats = {"converted": 0, "loaded_from_cache": 0, "compiled": 0, "convert_s": 0.0, "compile_s": 0.0}
-        self.dynamic_batch = needs_dynamic_batch(module)
+        self.dynamic_dims = dynamic_dims(module)
         self._weights_hash = None
         self._converted: dict = {}  # batch-free cache key -> (converted openvino.Model, output spec)
         self._compiled: dict = {}  # signature -> (infer request, output spec, output dtype)
@@ -114,7 +130,7 @@ class OpenVINOModule(ModuleWrapper):
     def forward(self, *args, **kwargs):
         flat, spec = pytree.tree_flatten((args, kwargs))
         tensors = [leaf for leaf in flat if isinstance(leaf, torch.Tensor)]
-        key = (str(spec), tuple(_leaf_signature(leaf, batched=self.dynamic_batch) for leaf in flat))
+        key = (str(spec), tuple(_leaf_signature(leaf, self.dynamic_dims) for leaf in flat))
         if key not in self._compiled:
             self._compiled[key] = self._prepare(flat, spec, tensors)
         request, output_spec, output_dtype = self._compiled[key]
@@ -131,8 +147,9 @@ class OpenVINOModule(ModuleWrapper):
             self._converted[converted_key] = self._converted_model(flat, spec)
         model, output_spec = self._converted[converted_key]
         model = model.clone()
-        model.reshape({model.inputs[i]: ov.PartialShape([-1, *t.shape[1:]] if self.dynamic_batch and t.dim()
-                                                        else list(t.shape)) for i, t in enumerate(tensors)})
+        model.reshape({model.inputs[i]: ov.PartialShape([-1 if d < self.dynamic_dims else size
+                                                         for d, size in enumerate(t.shape)])
+                       for i, t in enumerate(tensors)})
         start = time.perf_counter()
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS.get(self.precision, "f32"),
                   "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads(),
@@ -149,7 +166,7 @@ class OpenVINOModule(ModuleWrapper):
 
         if self._weights_hash is None:
             self._weights_hash = weights_hash(self.module)
-        signature = [_leaf_signature(leaf, batched=True) for leaf in flat]
+        signature = [_leaf_signature(leaf, max(1, self.dynamic_dims)) for leaf in flat]
         described = json.dumps({"format": FORMAT_VERSION, "weights": self._weights_hash, "spec": str(spec),
                                 "signature": signature, "quantize": self.quantize,
                                 "calibration": self.calibration_id if self.calibration else None,
@@ -206,11 +223,12 @@ class OpenVINOModule(ModuleWrapper):
         """The calibration calls whose structure matches this signature, as lists of numpy inputs."""
         if self.calibration is None:
             return None
-        wanted = [_leaf_signature(leaf, batched=True) for leaf in flat]
+        dims = max(1, self.dynamic_dims)
+        wanted = [_leaf_signature(leaf, dims) for leaf in flat]
         samples = []
         for args, kwargs in self.calibration():
             sample_flat, sample_spec = pytree.tree_flatten((args, kwargs))
-            if str(sample_spec) == str(spec) and [_leaf_signature(x, True) for x in sample_flat] == wanted:
+            if str(sample_spec) == str(spec) and [_leaf_signature(x, dims) for x in sample_flat] == wanted:
                 samples.append([_to_numpy(leaf) for leaf in sample_flat if isinstance(leaf, torch.Tensor)])
         return samples or None
 

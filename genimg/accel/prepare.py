@@ -63,8 +63,10 @@ def _openvino(module, options: SpeedOptions, notes: list[str], name: str, calibr
     return OpenVINOModule(module, options.precision, options.quantize, calibration, calibration_id, name, notes)
 
 
-def prepare_text_embedder(embedder: torch.nn.Module, options: SpeedOptions, notes: list[str]) -> torch.nn.Module:
-    """The text encoder's embedder (genimg.text.SentenceEmbedder) on ``options.text_engine_resolved``: unchanged for
+def prepare_text_embedder(embedder: torch.nn.Module, options: SpeedOptions, notes: list[str],
+                          name: str = "text encoder") -> torch.nn.Module:
+    """The text encoder's embedder (genimg.text.SentenceEmbedder, or its SentencePooler: the same weights) on
+    ``options.text_engine_resolved``: unchanged for
     torch; for "openvino" / "openvino-int8" on the CPU, an OpenVINOModule (converted once, cached on disk), int8 with
     NNCF weight compression. Weight-only: static int8 (activations too, calibrated on the emoji captions) measured
     both slower and further from fp32 (pooled cosine down to 0.92) on the 2-core AMD EPYC; int8 weights keep every
@@ -78,7 +80,7 @@ def prepare_text_embedder(embedder: torch.nn.Module, options: SpeedOptions, note
     from genimg.accel.openvino import OpenVINOModule
 
     quantize = "int8" if engine == "openvino-int8" else None
-    return OpenVINOModule(embedder, options.precision, quantize, name="text encoder", notes=notes)
+    return OpenVINOModule(embedder, options.precision, quantize, name=name, notes=notes)
 
 
 def _cpu_has_bf16() -> bool:
