@@ -62,7 +62,9 @@ def test_openvino_and_int8_configs_are_chosen_by_label_or_as_engines():
     assert [(c.backend, c.steps, c.tiny_decoder, c.engine, c.quantize) for c in picked] == [
         ("latent-lcm", 1, True, "openvino", "int8")]
     engines = select_configs(["engines"])
-    assert len(engines) == 5 and all(c.engine == "openvino" for c in engines)  # the four, and the Live tab's
+    # the four, and the Live tab's (fp32, and bf16 where the CPU has it)
+    assert len(engines) == 6 and all(c.engine == "openvino" for c in engines)
+    assert [c.precision for c in engines if c.label.startswith("latent-lcm-1-tiny-live")] == [None, "bf16"]
     assert not any(c.engine != "torch" or c.quantize for c in CONFIGS)  # the default run stays the same
     assert [c.label for c in select_configs(["pruned"])] == ["gan-pruned", "latent-pruned"]
     assert not any(c.pruned for c in CONFIGS + tuple(engines))

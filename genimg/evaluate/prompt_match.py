@@ -45,6 +45,7 @@ class EvalConfig:
     quantize: str | None = None  # or "int8"
     pruned: bool = False  # the channel-pruned weights (gan, latent)
     text_engine: str | None = None  # the text encoder's engine (None: as engine), e.g. "openvino-int8"
+    precision: str | None = None  # None: the evaluation's --precision
 
 
 CONFIGS = (
@@ -68,6 +69,9 @@ ENGINE_CONFIGS = (
     # The Live tab's default: OpenVINO, the text encoder's weights in int8.
     EvalConfig("latent-lcm-1-tiny-live", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
                text_engine="openvino-int8"),
+    # ... and its default where the CPU computes bf16 natively (ui.live.LIVE_PRECISION).
+    EvalConfig("latent-lcm-1-tiny-live-bf16", "latent-lcm", 1, tiny_decoder=True, engine="openvino",
+               text_engine="openvino-int8", precision="bf16"),
 )
 # The channel-pruned variants (made by `python -m genimg train prune-*`, not shipped): by label, or "pruned".
 PRUNED_CONFIGS = (
@@ -316,19 +320,19 @@ def evaluate(dataset: EmojiDataset, configs: list, judge, limit: int = 200, seed
     rows.append(oracle)
     for config in tqdm(configs, desc="evaluate", unit="config"):
         config_start = time.perf_counter()
+        options = dict(device=device, precision=config.precision or precision, engine=config.engine,
+                       quantize=config.quantize, tiny_decoder=config.tiny_decoder, pruned=config.pruned,
+                       text_engine=config.text_engine)
         try:
-            generator = genimg.load(config.backend, device=device, precision=precision, engine=config.engine,
-                                    quantize=config.quantize, tiny_decoder=config.tiny_decoder, match_concepts=False,
-                                    pruned=config.pruned, text_engine=config.text_engine)
+            generator = genimg.load(config.backend, match_concepts=False, **options)
         except (GenimgError, OSError) as error:  # one unloadable model should not cost the other rows
             rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
                          "latency_ms_per_image": None, "error": f"{type(error).__name__}: {error}"})
             continue
         row = {"config": config.label, "backend": config.backend, "steps": config.steps or generator.default_steps,
-               "guidance": generator.default_guidance, "tiny_decoder": config.tiny_decoder}
-        matched = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder,
-                              engine=config.engine, quantize=config.quantize, match_concepts=True,
-                              pruned=config.pruned, text_engine=config.text_engine)
+               "guidance": generator.default_guidance, "tiny_decoder": config.tiny_decoder,
+               "precision": options["precision"]}
+        matched = genimg.load(config.backend, match_concepts=True, **options)
         runs = [(generator, prompt_set, prompt_set.name) for prompt_set in prompt_sets]
         runs.append((matched, prompt_sets[1], "paraphrases_matched"))
         for model, prompt_set, key in runs:
