@@ -21,6 +21,7 @@ the same probe.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import socket
@@ -180,6 +181,28 @@ def breakdown_summary(breakdown: list[dict]) -> dict:
     return medians
 
 
+def run_page(app, port: int, arguments, breakdown: list, fast: list) -> list[float]:
+    """Launch the app, type in its Live tab in Chromium; the single key presses' waits (fills breakdown and fast)."""
+    from playwright.sync_api import sync_playwright
+
+    demo = app.build_demo()
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.get_by_role("tab", name="Live").click()
+            measure(page, arguments.warm_up, 1, timeout_ms=600_000)
+            samples = measure(page, arguments.text, arguments.rounds, arguments.pause_ms, breakdown=breakdown)
+            for _ in range(arguments.fast_rounds):
+                fast.append(fast_typing(page, arguments.fast_text, arguments.typing_delay_ms))
+            browser.close()
+    finally:
+        demo.close()
+    return samples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", default="a red heart rocket pizza")
@@ -195,27 +218,14 @@ def main() -> int:
     arguments = parser.parse_args()
     sys.path.insert(0, str(arguments.root.resolve()))
     import app
-    from playwright.sync_api import sync_playwright
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo = app.build_demo()
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     breakdown, fast = [], []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
-            page.get_by_role("tab", name="Live").click()
-            measure(page, arguments.warm_up, 1, timeout_ms=600_000)
-            samples = measure(page, arguments.text, arguments.rounds, arguments.pause_ms, breakdown=breakdown)
-            for _ in range(arguments.fast_rounds):
-                fast.append(fast_typing(page, arguments.fast_text, arguments.typing_delay_ms))
-            browser.close()
-    finally:
-        demo.close()
+    # With --json, stdout carries the JSON alone: what Gradio prints (e.g. "Closing server ...") goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if arguments.json else sys.stdout):
+        samples = run_page(app, port, arguments, breakdown, fast)
     result = {"single_key": summary(samples), "breakdown_ms": breakdown_summary(breakdown),
               "fast_typing": {**summary([s for run in fast for s in run["samples"]]),
                               "typing_delay_ms": arguments.typing_delay_ms,
