@@ -8,7 +8,9 @@ is transport, not genimg.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import itertools
 import json
 import socket
 import threading
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 IMAGE = Image.new("RGB", (64, 64), (200, 30, 40))
+CALLS = itertools.count()
 
 
 def png() -> bytes:
@@ -29,7 +32,12 @@ def png() -> bytes:
 
 
 def one_image(prompt: str):
-    return IMAGE, {"prompt": prompt}
+    # A different image per call, as a generator draws: Gradio caches an output file under the hash of its bytes and
+    # rewrites it in place, so identical images served to concurrent clients can be read while being rewritten
+    # (a client then fails with a short body and stops counting).
+    image = IMAGE.copy()
+    image.putpixel((0, 0), tuple(next(CALLS).to_bytes(3, "big")))
+    return image, {"prompt": prompt}
 
 
 async def rest(request):
@@ -37,18 +45,19 @@ async def rest(request):
     return Response(png(), media_type="image/png")
 
 
-def drive(clients: int, seconds: float, make_send) -> float:
-    """Images per second ``clients`` threads get, each sending one request after another for ``seconds``."""
+def drive(clients: int, seconds: float, make_client, send) -> float:
+    """Images per second ``clients`` threads get, each sending one request after another for ``seconds``; each
+    thread's client is closed at the end (gradio_client's stream threads stop before the server does)."""
     counts, barrier, start = [0] * clients, threading.Barrier(clients), {}
 
     def loop(index: int) -> None:
-        send = make_send()
-        send()  # warm-up: connection, first call
-        if barrier.wait() == 0:
-            start["at"] = time.perf_counter()
-        while time.perf_counter() < start.get("at", time.perf_counter()) + seconds:
-            send()
-            counts[index] += 1
+        with contextlib.closing(make_client()) as client:
+            send(client)  # warm-up: connection, first call
+            if barrier.wait() == 0:
+                start["at"] = time.perf_counter()
+            while time.perf_counter() < start.get("at", time.perf_counter()) + seconds:
+                send(client)
+                counts[index] += 1
 
     threads = [threading.Thread(target=loop, args=(index,)) for index in range(clients)]
     for thread in threads:
@@ -76,16 +85,11 @@ def main() -> int:
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                             app_kwargs={"routes": [Route("/v1/image", rest, methods=["POST"])]})
     try:
-        def gradio_sender():
-            client = Client(url, verbose=False)
-            return lambda: client.predict("a red heart", api_name="/generate_one")
-
-        def rest_sender():
-            session = httpx.Client(timeout=60)
-            return lambda: session.post(url + "v1/image", json={"prompt": "a red heart"}).raise_for_status()
-
-        gradio_rate = drive(args.clients, args.seconds, gradio_sender)
-        rest_rate = drive(args.clients, args.seconds, rest_sender)
+        gradio_rate = drive(args.clients, args.seconds, lambda: Client(url, verbose=False),
+                            lambda client: client.predict("a red heart", api_name="/generate_one"))
+        rest_rate = drive(args.clients, args.seconds, lambda: httpx.Client(timeout=60),
+                          lambda session: session.post(url + "v1/image", json={"prompt": "a red heart"})
+                          .raise_for_status())
     finally:
         demo.close()
     print(json.dumps({"clients": args.clients, "seconds": args.seconds, "gradio_client_images_per_s":
