@@ -31,8 +31,8 @@ AMBIGUITY_MARGIN = 0.02
 # ... and only where the words themselves matched (a caption this near): a weak nearest neighbour has no "senses".
 AMBIGUOUS_ABOVE = 0.8
 NAME_CONTEXTS = "name_contexts.safetensors"
-# The table's tokens against the generator's own encoder: int8 storage and a bf16 or int8-weight encoder stay above
-# this; a table from other weights does not.
+# The table's sentence embeddings against the generator's own encoder: fp16 storage and a bf16 or int8-weight encoder
+# stay above 0.998; a table from other weights falls far below.
 MIN_TABLE_COSINE = 0.9
 
 
@@ -158,17 +158,21 @@ class NameContexts:
         return tokens * scales, self._pooled[rows].float()
 
     def disagreement(self, text_encoder, names: int = 3) -> str | None:
-        """Why this table does not stand for ``text_encoder``'s own encoding of the names (None: it does), checked on
-        a few names: another context length, or token embeddings further from the encoder's than precision explains
-        (the encoder's weights changed since the table was built)."""
-        sample = sorted(self._row, key=len)[-names:]  # the longest names: the most tokens to compare
-        tokens, pooled = self.lookup(sample)
-        encoded = text_encoder.encode(sample)
-        if encoded.tokens.shape != tokens.shape:
-            return f"it holds {tokens.shape[1]} tokens per name, the text encoder gives {encoded.tokens.shape[1]}"
-        cosine = torch.nn.functional.cosine_similarity(encoded.tokens.float().cpu(), tokens, dim=-1).min().item()
+        """Why this table does not stand for ``text_encoder`` (None: it does), checked on a few names through the
+        encoder's sentence pooler, the pass a generator runs anyway: another context length, or sentence embeddings
+        further from the encoder's than precision explains (the encoder's weights changed since the table was
+        built)."""
+        if self.context_tokens != text_encoder.tokenizer.model_max_length:
+            return (f"it holds {self.context_tokens} tokens per name, the text encoder gives "
+                    f"{text_encoder.tokenizer.model_max_length}")
+        sample = sorted(self._row, key=len)[-names:]  # the longest names: the most tokens in each mean
+        _, pooled = self.lookup(sample)
+        encoded, _ = text_encoder.sentence_embeddings(sample)
+        if encoded.shape != pooled.shape:
+            return f"its embeddings have {pooled.shape[-1]} values, the text encoder's {encoded.shape[-1]}"
+        cosine = (encoded.float().cpu() * pooled).sum(-1).min().item()
         if cosine < MIN_TABLE_COSINE:
-            return f"token cosine to the text encoder {cosine:.3f}, below {MIN_TABLE_COSINE}"
+            return f"sentence cosine to the text encoder {cosine:.3f}, below {MIN_TABLE_COSINE}"
         return None
 
     @staticmethod
