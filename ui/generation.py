@@ -20,7 +20,7 @@ from ui.common import client_gone
 ASSETS_FOLDER = Path(__file__).resolve().parents[1] / "assets"
 # Warm-up runs use their own prompt, so the timed run still pays for encoding the user's prompt (once per generator).
 WARM_UP_PROMPT = "warm-up"
-# Where generations run: None in this process; a genimg.serve.cluster.RemoteDrawer once connect_cluster was called.
+# Where generations run: None in this process; a genimg.serve.remote.RemoteDrawer once connect_cluster was called.
 CLUSTER = {"drawer": None}
 
 
@@ -48,7 +48,7 @@ def load_generator(backend: str, precision: str, model: str = "", scheduler: str
                    guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff), upscale=upscale_factor(upscale),
                    text_engine=text_engine)
     if CLUSTER["drawer"] is not None:
-        from genimg.serve.cluster import RemoteGenerator
+        from genimg.serve.remote import RemoteGenerator
 
         return RemoteGenerator(CLUSTER["drawer"], options), 0.0
     generator = genimg.load(options.pop("backend"), **options)
@@ -69,7 +69,7 @@ def draw_one(prompt: str, backend: str, steps, precision: str, seed: int, **spee
 def connect_cluster(address: str):
     """From now on the app's generations run on the genimg application of the Ray cluster at ``address`` (started
     by ``python -m genimg serve``); returns its drawer, for POST /v1/image."""
-    from genimg.serve.cluster import RemoteDrawer, generators_handle
+    from genimg.serve.remote import RemoteDrawer, generators_handle
 
     CLUSTER["drawer"] = RemoteDrawer(generators_handle(address), common.LIMITS.request_timeout_s)
     return CLUSTER["drawer"]
