@@ -159,7 +159,7 @@ def check_targets(report: dict) -> dict:
 
 
 def to_markdown(report: dict) -> str:
-    lines = [f"# The 2x upscaler against bicubic and Lanczos", "",
+    lines = ["# The 2x upscaler against bicubic and Lanczos", "",
              f"{report['held_out_emoji']} held-out glyphs: their 64 px images upscaled to 128 px, compared with the "
              "font's 128 px glyph. PSNR: higher is better; perceptual (LPIPS-style distance of the judge's conv "
              "features) and judge embedding distance: lower is better.", "",

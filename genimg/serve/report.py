@@ -208,7 +208,7 @@ def split_bench_markdown(markdown: str) -> tuple[str, str]:
         if first.startswith("# "):
             continue
         if first.startswith("## "):
-            section, section_shown = first, False
+            section = first
             details.append(block)
             continue
         following = blocks[index + 1].lstrip() if index + 1 < len(blocks) else ""
