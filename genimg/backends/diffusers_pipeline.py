@@ -12,7 +12,6 @@ on any device). Given the same starting noise it draws what the pipeline's ``__c
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -23,7 +22,7 @@ from genimg.backends.pipeline_call import PipelineCall
 from genimg.errors import ModelLoadError
 from genimg.options import SpeedOptions
 from genimg.sampling import denoise
-from genimg.text import TextEmbeddings
+from genimg.text import LRUCache, TextEmbeddings
 from genimg.timing import Generation, StageTimer
 
 # The pipeline classes whose __call__ genimg's loop reproduces (LCM's is SD's without the unconditional pass; SDXL's
@@ -155,7 +154,7 @@ class DiffusersGenerator(BaseGenerator):
                 text_encoder_projection_dim=pipeline.text_encoder_2.config.projection_dim).to(self.device)
         # LCM UNets take the guidance scale as an input (a w-embedding) and run no unconditional pass.
         self.guidance_embedding_dim = unet.config.time_cond_proj_dim
-        self._prompt_cache: OrderedDict[str, tuple] = OrderedDict()
+        self._prompt_cache = LRUCache(PROMPT_CACHE_SIZE)  # prompt -> (context, pooled, truncated)
         # (1, tokens, dim): the unconditional context, as diffusers makes it (SDXL base: zeros for an empty prompt).
         self.empty_context, self.empty_pooled, _ = self._embed("")
         if self.xl and pipeline.config.force_zeros_for_empty_prompt:
@@ -231,11 +230,8 @@ class DiffusersGenerator(BaseGenerator):
         if prompt not in self._prompt_cache:
             encoded = self.pipeline.encode_prompt(prompt, device=self.device, num_images_per_prompt=1,
                                                   do_classifier_free_guidance=False)
-            self._prompt_cache[prompt] = (encoded[0], encoded[2] if self.xl else None, self.truncated(prompt))
-            while len(self._prompt_cache) > PROMPT_CACHE_SIZE:
-                self._prompt_cache.popitem(last=False)
-        self._prompt_cache.move_to_end(prompt)
-        return self._prompt_cache[prompt]
+            self._prompt_cache.put(prompt, (encoded[0], encoded[2] if self.xl else None, self.truncated(prompt)))
+        return self._prompt_cache.get(prompt)
 
     def encode(self, prompts: list[str], batch_size: int, timer: StageTimer) -> TextEmbeddings:
         with timer.stage("text_encode"):
