@@ -21,7 +21,7 @@ from genimg.serve.reproduce import reproduce_generate_api
 from genimg.serve.rest import image_route
 from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.threads import use_one_torch_thread
-from genimg.options import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
+from genimg.options import MAX_BATCH_SIZE, MAX_BEST_OF, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, LIMITS, QUANTIZE_CHOICES,
                        SCHEDULER_CHOICES, gpu, logger, number_input, pruned_models_present, queue_wait_ms,
                        user_errors)
@@ -38,7 +38,9 @@ LOADED_NOW_S = 0.05
 # Per Generate configuration with compile, OpenVINO or quantisation on: its first call, and the same call's time
 # without them (once).
 BREAK_EVEN = BreakEvenCache()
-EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "red heart", "rocket", "grinning face", "dog face"]
+# Single emoji, then scenes: colours, counts, two objects and where they stand (genimg.scene_parser).
+EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "rocket", "a blue rocket above a red car", "three yellow stars",
+                   "a purple dog and a green key", "a cat to the left of a guitar", "two pink mushrooms"]
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # The models draw 64x64 emoji: scale them up without blurring. Compare captions may take two lines.
 CSS = """.pixelated img { image-rendering: pixelated; }
@@ -51,11 +53,12 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
              engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff: float = 1.0,
-             upscale: bool = False, progress=gr.Progress()):
+             upscale: bool = False, best_of: int = 1, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so.
     ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale``: end with the 2x
-    upscaler (128 px images; its time is the stage "upscale")."""
+    upscaler (128 px images; its time is the stage "upscale"). ``best_of``: candidates drawn per image, the judge
+    keeps the best (the latency is the whole cost)."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
     with user_errors():
         progress(0, desc="loading model")
@@ -75,7 +78,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         # That first call warmed this configuration up; else a model loaded by this request gets one untimed run.
         warm_up = load_s > LOADED_NOW_S and not first_call_now
         result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
-                                negative_prompt=negative_prompt)
+                                negative_prompt=negative_prompt, best_of=best_of)
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
         # Against the same configuration without any of them: plain torch, no compile, no quantisation.
@@ -93,7 +96,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
                                        engine=engine, quantize=quantize, pruned=bool(pruned),
-                                       guidance_cutoff=guidance_cutoff, upscale=bool(upscale)))
+                                       guidance_cutoff=guidance_cutoff, upscale=bool(upscale), best_of=best_of))
     return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
 
 
@@ -211,7 +214,11 @@ def build_generate_tab() -> None:
                                              info="draw the emoji whose name is nearest in meaning (embedded models)")
                 negative_prompt = gr.Textbox("", label="Negative prompt", elem_id="negative-prompt",
                                              info="the guided teacher (latent) steers away from it, at no extra pass")
-            seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+            with gr.Row():
+                seed = number_input(gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+                best_of = number_input(gr.Slider(1, MAX_BEST_OF, value=1, step=1, label="Best of",
+                                                 info="candidates per image; the judge keeps the best (embedded models)",
+                                                 elem_id="best-of"))
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
         with gr.Column(scale=3):
@@ -219,7 +226,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff, upscale]
+              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff, upscale, best_of]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 

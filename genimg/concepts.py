@@ -31,6 +31,7 @@ AMBIGUITY_MARGIN = 0.02
 # ... and only where the words themselves matched (a caption this near): a weak nearest neighbour has no "senses".
 AMBIGUOUS_ABOVE = 0.8
 NAME_CONTEXTS = "name_contexts.safetensors"
+OWN_COLOURS = "own_colours.json"  # {emoji name: the colour words of its own glyph}
 # The table's sentence embeddings against the generator's own encoder: fp16 storage and a bf16 or int8-weight encoder
 # stay above 0.998; a table from other weights falls far below.
 MIN_TABLE_COSINE = 0.9
@@ -50,11 +51,14 @@ class ConceptMatch:
     caption: str  # the training caption closest to the prompt
     similarity: float  # cosine of the MiniLM sentence embeddings, -1..1
     ambiguous_with: tuple = ()  # other emoji the prompt matched as closely (other senses of its words)
+    scene: object = None  # the genimg.scene.Scene the prompt describes, where it is more than one plain emoji
 
     def as_info(self) -> dict:
         info = {"concept": self.concept, "matched_caption": self.caption, "similarity": round(self.similarity, 3)}
         if self.ambiguous_with:
             info["ambiguous_with"] = list(self.ambiguous_with)
+        if self.scene is not None:
+            info["scene"] = self.scene.as_info()
         return info
 
 
@@ -72,6 +76,7 @@ class ConceptIndex:
         self.embeddings_by_dim = torch.nn.functional.normalize(embeddings.float(), dim=-1).T.contiguous()
 
         self.name_contexts: NameContexts | None = None  # every name's context, where the index folder has them
+        self.own_colours: dict[str, list[str]] = {}  # each emoji's own colours, where the index folder has them
 
     @classmethod
     def load(cls, folder: Path = CONCEPTS) -> "ConceptIndex":
@@ -86,6 +91,12 @@ class ConceptIndex:
         index = cls(meta["names"], meta["captions"], tensors["emoji_of_caption"], embeddings)
         if (folder / NAME_CONTEXTS).exists():
             index.name_contexts = NameContexts(folder / NAME_CONTEXTS, index.names)
+        if (folder / OWN_COLOURS).exists():
+            try:
+                index.own_colours = json.loads((folder / OWN_COLOURS).read_text())
+            except (OSError, ValueError) as error:
+                raise ModelLoadError(f"Could not read {folder / OWN_COLOURS} ({error}); rebuild it with "
+                                     "`python -m genimg train concepts`.") from error
         return index
 
     def save(self, folder: Path) -> None:

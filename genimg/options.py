@@ -17,6 +17,7 @@ FP8_MIN_CAPABILITY = (8, 9)  # fp8 tensor cores: Ada (8.9), Hopper (9.0) and lat
 MAX_PROMPT_CHARS = 1000
 MAX_STEPS = 100
 MAX_BATCH_SIZE = 16
+MAX_BEST_OF = 8  # candidates drawn per image kept (best_of): the judge keeps the one that fits the prompt best
 MAX_SEED = 2**32 - 1
 MAX_GUIDANCE = 30.0
 UPSCALE_FACTORS = (1, 2)  # 1: the models' own 64 px; 2: the 2x upscaler (128 px)
@@ -225,6 +226,8 @@ class Request:
     guidance: float | None = None
     # Conditions classifier-free guidance's unconditional pass in place of the empty prompt (guided backends only).
     negative_prompt: str | None = None
+    # Candidates drawn per image (in the same batch); the judge keeps the one that fits the prompt best. 1: no choice.
+    best_of: int = 1
 
     def validated(self, max_batch_size: int = MAX_BATCH_SIZE) -> "Request":
         """A copy with every field checked; ``max_batch_size``: a generator whose caller raised its limit (the GPU
@@ -242,4 +245,5 @@ class Request:
             seed=_int_in_range("seed", self.seed, 0, MAX_SEED),
             guidance=guidance,
             negative_prompt=clean_negative_prompt(self.negative_prompt),
+            best_of=_int_in_range("best_of", self.best_of, 1, MAX_BEST_OF),
         )

@@ -259,3 +259,21 @@ def test_compare_preset_puts_64_and_128_px_side_by_side(client):
 
     assert [Image.open(path).size for path in images_of(gallery)] == [(64, 64), (128, 128)]
     assert "upscale=2" in code and "--upscale 2" in code
+
+
+def test_generate_draws_a_composition_says_what_it_understood_and_best_of_costs_its_candidates(client):
+    request = dict(prompt="a blue rocket above a red car", backend="gan", steps=0, batch_size=2, precision="fp32",
+                   seed=0)
+    gallery, latency = client.predict(**request, best_of=3, api_name="/generate")
+    assert len(images_of(gallery)) == 2
+    assert "**Drawn as** a blue rocket above an automobile" in latency and "'car' -> automobile" in latency
+    assert "**Best of 3**" in latency and "| best_of |" in latency
+    assert "best_of=3" in latency and "--best-of 3" in latency  # copy as code carries it
+
+
+def test_compare_families_preset_puts_every_family_on_one_composition():
+    import ui.compare
+
+    values = ui.compare.families_preset()
+    assert values[0] == ui.compare.FAMILIES_PROMPT
+    assert values[1::5] == ["latent", "latent-lcm", "gan", "vae"]

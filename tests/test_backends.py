@@ -72,3 +72,21 @@ def test_bad_request_raises_a_clear_error_and_the_generator_still_works():
 def test_unknown_scheduler_is_refused():
     with pytest.raises(genimg.InvalidRequest, match="scheduler"):
         genimg.load("latent", device="cpu", scheduler="warp")
+
+
+def test_best_of_keeps_the_candidate_the_judge_scores_highest_and_times_the_whole_cost():
+    import genimg
+
+    generator = genimg.load("gan")
+    result = generator.generate("a blue rocket", batch_size=2, seed=5, best_of=3)
+    chosen = result.info["best_of"]
+    assert len(result.images) == 2 and chosen["candidates"] == 3 and "best_of" in result.timings
+    # The candidates are the plain batch of six drawn with the same seed; each image is its group's best.
+    candidates = generator.generate("a blue rocket", batch_size=6, seed=5).images
+    for image, kept, scores in zip(result.images, chosen["kept"], chosen["judge_scores"]):
+        assert scores[kept] == max(scores)
+    assert [list(image.getdata()) for image in result.images] == [
+        list(candidates[3 * group + kept].getdata()) for group, kept in enumerate(chosen["kept"])]
+    assert "best_of" not in generator.generate("a blue rocket", seed=5).info
+    with pytest.raises(genimg.InvalidRequest, match="best_of"):
+        generator.generate("a blue rocket", best_of=0)

@@ -26,6 +26,9 @@ COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lc
 # decoder, upscale): the sharpness and what it costs, side by side.
 UPSCALE_PRESET = [("latent-lcm", 1, True, False), ("latent-lcm", 1, True, True), ("gan", 1, False, False),
                   ("gan", 1, False, True)]
+# The "four families" preset: one composition drawn by every family (backend, steps, tiny decoder).
+FAMILIES_PROMPT = "a blue rocket above a red car"
+FAMILIES_PRESET = [("latent", 20, False), ("latent-lcm", 2, True), ("gan", 1, False), ("vae", 1, False)]
 # Compare downloads older than this are deleted when new ones are written.
 DOWNLOADS_KEEP_S = 3600
 
@@ -146,6 +149,8 @@ def build_compare_tab() -> None:
                 upscale_inputs.append(gr.Checkbox(value=False, label="Upscale 2x (128 px)"))
     with gr.Row():
         preset = gr.Button("Preset: 64 vs 128 px (the upscaler)", size="sm", elem_id="compare-upscale-preset")
+        families = gr.Button("Preset: the four families on one composition", size="sm",
+                             elem_id="compare-families-preset")
         button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Same prompt, same seed", columns=4, height=300, format="png", object_fit="contain",
                          elem_classes=["pixelated", "wrap-captions"], elem_id="compare-gallery")
@@ -160,6 +165,13 @@ def build_compare_tab() -> None:
                            *upscale_inputs],
                  [gallery, chart, table, downloads, code], api_name="compare", concurrency_id="models")
     preset.click(upscale_preset, None, [*config_inputs, *upscale_inputs], api_visibility="private", queue=False)
+    families.click(families_preset, None, [prompt, *config_inputs], api_visibility="private", queue=False)
+
+
+def families_preset() -> list:
+    """The prompt and every configuration input (five per column) for the "four families" preset."""
+    columns = [[backend, "fp32", steps, "default", tiny] for backend, steps, tiny in FAMILIES_PRESET]
+    return [FAMILIES_PROMPT] + [value for column in columns for value in column]
 
 
 def upscale_preset() -> list:

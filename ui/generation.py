@@ -76,12 +76,14 @@ def connect_cluster(address: str):
 
 
 def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,
-                   negative_prompt: str = ""):
+                   negative_prompt: str = "", best_of: int = 1):
     """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
     (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
     numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
     steps = steps or None  # 0 (or empty) means the backend's default
     negative = {"negative_prompt": negative_prompt} if (negative_prompt or "").strip() else {}
+    if best_of and best_of != 1:  # the embedded models' judge picks among candidates; genimg validates the number
+        negative["best_of"] = best_of
     if warm_up:
         progress(0, desc=f"{label}warming up")
         generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)

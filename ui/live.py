@@ -125,6 +125,8 @@ def build_live_tab(tab: gr.Tab | None = None) -> None:
                                      info="openvino: converted once (cached on disk), text encoder in int8")
                 upscale = gr.Checkbox(value=False, label="Upscale 2x (128 px)",
                                       info="the 2x upscaler: sharper, a few ms more per redraw")
+            gr.Examples([["a red heart"], ["a blue rocket above a car"], ["three stars"], ["a cat left of a guitar"]],
+                        inputs=[prompt], cache_examples=False)
             gr.Markdown("The distilled model (`latent-lcm`) draws each image. While one redraw runs, the newest "
                         "prompt waits and older ones are dropped, so the picture always catches up with the text. "
                         "A prompt that names the same emoji as the picture keeps the picture.")

@@ -99,6 +99,7 @@ class BaseGenerator:
         self.notes: list[str] = []
         self.concepts: ConceptIndex | None = None  # set by backends that draw the embedded emoji world
         self.upscaler = self._load_upscaler()
+        self._judge = None  # loaded by the first best_of request
 
     def _load_upscaler(self) -> ImageUpscaler | None:
         """The 2x upscaler when ``upscale=2`` (prepared with this generator's speed options), else None."""
@@ -141,14 +142,34 @@ class BaseGenerator:
             if self.concepts is None:
                 text = self.text.encode(prompts)
             else:
-                pooled, truncated = self.text.sentence_embeddings(prompts)
-                matches = self.concepts.match(prompts, pooled)
+                matches, truncated = self._match(prompts)
                 text = self._name_embeddings([match.concept for match in matches])
                 text.truncated, text.matches = truncated, matches
         if len(prompts) == batch_size:
             return text
         return TextEmbeddings(text.tokens.expand(batch_size, -1, -1), text.pooled.expand(batch_size, -1),
                               text.truncated * batch_size, text.matches and text.matches * batch_size)
+
+    def _match(self, prompts: list[str]) -> tuple[list[ConceptMatch], list[bool]]:
+        """What each prompt is drawn as: the nearest emoji, or where the prompt describes a scene (colours, counts,
+        two objects and where they stand: ``genimg.scene_parser``) the scene's canonical caption, its objects
+        snapped to emoji names one noun phrase at a time. And whether each prompt was truncated."""
+        pooled, truncated = self.text.sentence_embeddings(prompts)
+        matches = self.concepts.match(prompts, pooled)
+        return [self._scene_match(match) for match in matches], truncated
+
+    def _scene_match(self, match: ConceptMatch) -> ConceptMatch:
+        from genimg.scene_parser import parse
+
+        scene = parse(match.prompt, lambda texts: self.concepts.match(texts, self.text.sentence_embeddings(texts)[0]),
+                      lambda name: self.concepts.own_colours.get(name, ()))
+        if scene is None:
+            return match
+        if scene.is_single_emoji and not scene.unplaced:  # "a yellow banana", "one rocket": the emoji alone
+            return dataclasses.replace(match, concept=scene.objects[0].name)
+        similarity = min((similarity for _, similarity in scene.matched), default=match.similarity)
+        return dataclasses.replace(match, concept=scene.caption(), caption=scene.caption(), similarity=similarity,
+                                   ambiguous_with=(), scene=scene)
 
     def _name_embeddings(self, names: list[str]) -> TextEmbeddings:
         """The emoji names' contexts: read from the index's table, or encoded where it has none."""
@@ -169,8 +190,11 @@ class BaseGenerator:
             with self.lock, torch.inference_mode():
                 timer = StageTimer(self.device)
                 with timer.stage("text_encode"):
-                    pooled, _ = self.text.sentence_embeddings([prompt])
-                    match = self.concepts.match([prompt], pooled)[0] if self.concepts is not None else None
+                    if self.concepts is not None:
+                        match = self._match([prompt])[0][0]
+                    else:
+                        self.text.sentence_embeddings([prompt])
+                        match = None
                 return match, timer.finish()
 
         return on_torch_thread(run, self.device)
@@ -189,16 +213,24 @@ class BaseGenerator:
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None,
-                 negative_prompt: str | None = None) -> Generation:
+                 negative_prompt: str | None = None, best_of: int = 1) -> Generation:
         """``batch_size`` images of one prompt. ``timeout_s``: the most this request may take, waiting for the
         device included; checked between denoising steps (GenerationTimeout). ``negative_prompt``: what guidance
-        steers away from (guided backends; elsewhere ignored, and ``info["negative_prompt"]`` says so)."""
+        steers away from (guided backends; elsewhere ignored, and ``info["negative_prompt"]`` says so).
+        ``best_of``: candidates drawn per image, all in one batch; the judge keeps the one nearest to what was drawn
+        for (the emoji or the scene's caption), and the timings hold the whole cost (stage "best_of")."""
         deadline = Deadline(timeout_s)
-        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt)
+        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt, best_of)
                                       .validated(self.max_batch_size))
-        check_pixel_budget(request.batch_size, self.image_size, self.max_pixels)
-        images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline)
-        return Generation(images, timings, peak_memory, self.info(request, text.truncated[0], text.match(0)))
+        if request.best_of > 1 and not self.can_upscale:
+            raise UnsupportedOption("best_of chooses with the judge of the embedded emoji models; a model= pipeline "
+                                    "draws other pictures. Use best_of=1.")
+        check_pixel_budget(request.batch_size * request.best_of, self.image_size, self.max_pixels)
+        images, text, timings, peak_memory, chosen = self._run([request.prompt], request, on_step, deadline)
+        info = self.info(request, text.truncated[0], text.match(0))
+        if chosen is not None:
+            info["best_of"] = chosen
+        return Generation(images, timings, peak_memory, info)
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
                        guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
@@ -215,7 +247,7 @@ class BaseGenerator:
                      for r in requests]
             return [Generation(result.images, result.timings, result.peak_memory, {**result.info, "batched_with": 1})
                     for result in alone]
-        images, text, timings, peak_memory = self._run([r.prompt for r in requests], batch, on_step, deadline)
+        images, text, timings, peak_memory, _ = self._run([r.prompt for r in requests], batch, on_step, deadline)
         return [Generation([image], timings, peak_memory,
                            {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed), text.truncated[i],
                                         text.match(i)),
@@ -247,7 +279,7 @@ class BaseGenerator:
         picture = read_image(image, self.image_size[::-1])
         on_torch_thread(self._load_image_encoder, self.device)
         start = (picture, total_steps, start_step)
-        images, text, timings, peak_memory = self._run([request.prompt], request, on_step, deadline, start=start)
+        images, text, timings, peak_memory, _ = self._run([request.prompt], request, on_step, deadline, start=start)
         info = self.info(request, text.truncated[0], text.match(0))
         info.update(strength=float(strength), effective_strength=round(request.steps / total_steps, 4),
                     schedule_steps=total_steps)
@@ -271,18 +303,45 @@ class BaseGenerator:
                 deadline.check("waiting for the device")
                 reset_peak_memory(self.device)
                 timer = StageTimer(self.device)
-                text = self.encode(prompts, request.batch_size, timer)
-                images = self._generate(request, text, timer, deadline.wrap(on_step), **inputs)
+                candidates = dataclasses.replace(request, batch_size=request.batch_size * request.best_of)
+                text = self.encode(prompts, candidates.batch_size, timer)
+                images = self._generate(candidates, text, timer, deadline.wrap(on_step), **inputs)
                 check_finite(images)
+                chosen = None
+                if request.best_of > 1:
+                    with timer.stage("best_of"):
+                        images, chosen = self._keep_best(images, text.pooled, request.best_of)
                 if self.upscaler is not None:
                     with timer.stage("upscale"):
                         images = self.upscaler(images)  # (B, 3, 128, 128)
                 with timer.stage("to_pil"):
                     pil_images = to_pil(images)
-                return pil_images, text, timer.finish(), peak_memory_bytes(self.device)
+                return pil_images, text, timer.finish(), peak_memory_bytes(self.device), chosen
 
         # On the server's one torch thread, if it uses one (genimg.threads).
         return call_freeing_memory_on_oom(lambda: on_torch_thread(run, self.device), request.batch_size)
+
+    def _keep_best(self, images: torch.Tensor, pooled: torch.Tensor, best_of: int) -> tuple[torch.Tensor, dict]:
+        """(B * best_of, 3, H, W) candidates, image i's at rows i*best_of... -> (B, 3, H, W): each image's candidate
+        the judge scores nearest to the sentence it was drawn for (``pooled``, one row per candidate); and what was
+        chosen, for ``info["best_of"]``."""
+        judge = self._load_judge()
+        similarity = judge.score(images.float().cpu(), pooled.float().cpu()).view(-1, best_of)  # (B, best_of)
+        kept = similarity.argmax(1)
+        chosen = {"candidates": best_of, "kept": kept.tolist(),
+                  "judge_scores": [[round(100 * max(0.0, v), 1) for v in row] for row in similarity.tolist()]}
+        return images.view(-1, best_of, *images.shape[1:])[torch.arange(len(kept)), kept.to(images.device)], chosen
+
+    def _load_judge(self):
+        """The judge that picks among best_of candidates (genimg.models.judge), loaded on first use."""
+        if self._judge is None:
+            from genimg.assets import ASSETS
+            from genimg.models.judge import Judge
+            from genimg.registry import LOAD_LOCK
+
+            with LOAD_LOCK:  # from_pretrained is not safe next to another load
+                self._judge = Judge.from_pretrained(ASSETS / "judge", torch_dtype=torch.float32).eval()
+        return self._judge
 
     def info(self, request: Request, truncated: bool, match: ConceptMatch | None = None) -> dict:
         info = {"backend": self.name, "steps": request.steps, "guidance": request.guidance,
@@ -292,6 +351,8 @@ class BaseGenerator:
             info["upscale"] = self.options.upscale
         if match is not None:
             info["drawn_as"] = match.as_info()
+            if match.scene is not None and match.scene.unplaced:
+                info["notes"].append("Not drawn: " + "; ".join(match.scene.unplaced) + ".")
         if request.negative_prompt:
             info["negative_prompt"] = self.negative_prompt_info(request)
             info["notes"].append(info["negative_prompt"]["note"])

@@ -37,6 +37,11 @@ def add_parser(subparsers) -> None:
                         help="evaluate the 2x upscaler instead: PSNR and perceptual distance to the true 128 px "
                              "glyphs of held-out emoji (vs bicubic, Lanczos), prompt match of upscaled generations "
                              "(--limit prompts; default 64 here), a contact sheet; writes upscaler.md/.json/.png")
+    parser.add_argument("--composition", action="store_true",
+                        help="GenEval's six tasks in the emoji world instead (single object, two objects, counting, "
+                             "colours, position, colour attribution) on held-out pairings, each image right or wrong "
+                             "by rule; --backends picks its configs; writes composition-DATE.md/.json/.png")
+    parser.add_argument("--images-per-prompt", type=int, default=4, help="with --composition: images per prompt")
     parser.add_argument("--upscaler-folder", help="with --upscaler: the model folder (default: the shipped one)")
     parser.set_defaults(handler=main)
 
@@ -51,6 +56,29 @@ def main_upscaler(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=1) if args.json else (Path(args.out) / "upscaler.md").read_text())
+    return 0
+
+
+def main_composition(args: argparse.Namespace) -> int:
+    from genimg.evaluate.composition_report import contact_sheet, evaluate_composition, select, to_markdown
+
+    if not 1 <= args.images_per_prompt <= 16:
+        print("error: --images-per-prompt must be 1 to 16", file=sys.stderr)
+        return 2
+    try:
+        report, drawn = evaluate_composition(select(args.backends), args.images_per_prompt, args.seed, args.device,
+                                             args.precision)
+    except (GenimgError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"composition-{report['date']}"
+    markdown = to_markdown(report)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    contact_sheet(report, drawn).save(stem.with_suffix(".png"))
+    print(json.dumps(report, indent=1) if args.json else markdown)
     return 0
 
 
@@ -84,6 +112,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.upscaler:
         return main_upscaler(args)
+    if args.composition:
+        return main_composition(args)
     generated = {}
 
     def on_images(label, set_name, images):

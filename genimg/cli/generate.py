@@ -26,6 +26,8 @@ def add_parser(subparsers) -> None:
                                                   "elsewhere ignored, with a note)")
     parser.add_argument("--timeout", type=float, help="seconds a prompt may take; checked between denoising steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--best-of", type=int, default=1,
+                        help="candidates drawn per image (one batch); the judge keeps the one that fits best (1-8)")
     parser.add_argument("--out", type=Path, default=Path("outputs"))
     parser.add_argument("--json", action="store_true", help="print the timings of every prompt as JSON")
     parser.set_defaults(handler=main)
@@ -88,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
         records = []
         for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):
             result = generator.generate(prompt, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                                        guidance=args.guidance, timeout_s=args.timeout,
+                                        guidance=args.guidance, timeout_s=args.timeout, best_of=args.best_of,
                                         **({"negative_prompt": args.negative_prompt} if args.negative_prompt else {}))
             files = []
             for batch_index, image in enumerate(result.images):
@@ -97,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
                 files.append(str(path))
             records.append({"prompt": prompt, "files": files, "timings_ms": result.timings,
                             "drawn_as": result.info.get("drawn_as"), "notes": result.info.get("notes", []),
-                            "negative_prompt": result.info.get("negative_prompt")})
+                            "negative_prompt": result.info.get("negative_prompt"),
+                            "best_of": result.info.get("best_of")})
     except GenimgError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -20,10 +20,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--teacher", help="distill, prune-*: the model to learn from (default: the shipped one)")
     parser.add_argument("--init-from", help="fine-tuning: unet starts from this pipeline folder's weights, gan and vae "
-                                            "from this model folder's")
+                                            "(and judge) from this model folder's")
     parser.add_argument("--balance", default="uniform", choices=["uniform", "sqrt-family"],
                         help="how often each emoji is drawn: 'sqrt-family' draws skin-tone variants less (1/sqrt of "
                              "their family's size) and every distinct emoji more")
+    parser.add_argument("--scenes", type=float, default=0.0,
+                        help="share of the draws from the compositional scenes (colours, counts, two objects and "
+                             "where they stand; genimg.train.scenes), e.g. 0.5; 0: the emoji alone")
     parser.set_defaults(handler=main)
 
 
@@ -35,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
                              batch_size=args.batch_size or batch_size, learning_rate=args.lr or learning_rate,
                              seed=args.seed, resume=args.resume,
                              teacher=args.teacher or DEFAULT_TEACHERS.get(stage),
-                             init_from=args.init_from, balance=args.balance)
+                             init_from=args.init_from, balance=args.balance, scenes=args.scenes)
         summary = run(stage, config)
         print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],
                           "last": summary["last"]}))

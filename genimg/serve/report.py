@@ -21,12 +21,28 @@ def drawn_as_lines(info: dict) -> list[str]:
     match = info.get("drawn_as")
     if not match:
         return []
-    lines = [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
-             f"similarity {match['similarity']:.2f})"]
+    scene = match.get("scene")
+    if scene:
+        understood = ", ".join(f"{obj.get('typed', obj['name'])!r} -> {obj['name']} ({obj.get('similarity', 1):.2f})"
+                               for obj in scene["objects"])
+        lines = [f"- **Drawn as** {match['concept']} (understood: {understood})"]
+    else:
+        lines = [f"- **Drawn as** {match['concept']} (nearest known caption: \"{match['matched_caption']}\", "
+                 f"similarity {match['similarity']:.2f})"]
     if match.get("ambiguous_with"):
         lines.append(f"- The prompt could also mean {', '.join(match['ambiguous_with'])}: the common sense of the "
                      "words was drawn; add a word to pick another (\"turkey flag\").")
     return lines
+
+
+def best_of_line(info: dict) -> list[str]:
+    chosen = info.get("best_of")
+    if not chosen:
+        return []
+    return [f"- **Best of {chosen['candidates']}**: the judge kept candidate "
+            + ", ".join(f"#{kept + 1} ({scores[kept]:.0f})" for kept, scores in zip(chosen["kept"],
+                                                                                  chosen["judge_scores"]))
+            + " per image; the latency is every candidate's"]
 
 
 def latency_markdown(result, scores: list[float], load_s: float | None = None, warmed_up: bool = False,
@@ -42,6 +58,7 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
         f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
         f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
         *drawn_as_lines(info),
+        *best_of_line(info),
         "",
         "| stage | ms | share |",
         "|---|---:|---:|",

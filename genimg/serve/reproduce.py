@@ -13,7 +13,8 @@ CLI_FLAGS = {"backend": "--backend", "model": "--model", "precision": "--precisi
              "batch_size": "--batch-size", "seed": "--seed", "guidance": "--guidance",
              "negative_prompt": "--negative-prompt", "engine": "--engine",
              "text_engine": "--text-engine", "quantize": "--quantize",
-             "pruned": "--pruned", "guidance_cutoff": "--guidance-cutoff", "upscale": "--upscale"}
+             "pruned": "--pruned", "guidance_cutoff": "--guidance-cutoff", "upscale": "--upscale",
+             "best_of": "--best-of"}
 
 
 def _arguments(values: dict) -> str:
@@ -101,7 +102,8 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
         load["upscale"] = upscale_factor(arguments["upscale"])
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
-            "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None}
+            "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None,
+            "best_of": arguments.get("best_of") if (arguments.get("best_of") or 1) > 1 else None}
     return load, {name: value for name, value in call.items() if value is not None}
 
 

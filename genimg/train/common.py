@@ -32,6 +32,7 @@ class TrainConfig:
     teacher: str | None = None  # distillation: the folder of the model to learn from
     init_from: str | None = None  # fine-tuning: a pipeline folder whose weights the run starts from
     balance: str = "uniform"  # how often each emoji is drawn: "uniform" or "sqrt-family" (see data.sampling_weights)
+    scenes: float = 0.0  # share of each batch drawn from the compositional scenes (genimg.train.scenes); 0: none
 
 
 def tracked_ema(accelerator: Accelerator, model: torch.nn.Module, decay: float) -> AveragedModel:
@@ -70,6 +71,13 @@ class CaptionBank:
     def to(self, device) -> "CaptionBank":
         return CaptionBank(*(t.to(device) for t in (self.tokens, self.pooled, self.emoji_of_caption,
                                                    self.empty_tokens, self.empty_pooled)), self.emoji_weights)
+
+    @classmethod
+    def joined(cls, first: "CaptionBank", second: "CaptionBank", first_emoji: int) -> "CaptionBank":
+        """One bank of ``first``'s captions then ``second``'s, whose emoji are numbered after ``first_emoji``."""
+        return cls(torch.cat([first.tokens, second.tokens]), torch.cat([first.pooled, second.pooled]),
+                   torch.cat([first.emoji_of_caption, second.emoji_of_caption + first_emoji]), first.empty_tokens,
+                   first.empty_pooled)
 
     def weighted(self, weights) -> "CaptionBank":
         """The same captions, with emoji drawn in proportion to ``weights`` (one per emoji)."""
@@ -127,12 +135,35 @@ def training_captions(dataset: EmojiDataset, kind: str) -> list[list[str]]:
 
 
 def load_training_data(config: TrainConfig, device) -> tuple[EmojiDataset, torch.Tensor, CaptionBank]:
+    """The dataset (the emoji, then the compositional scenes where ``config.scenes`` > 0), its images and the caption
+    bank that draws them."""
     dataset = load_dataset(config.dataset)
-    bank = build_caption_bank(training_captions(dataset, config.dataset), config.dataset,
-                              "cuda" if torch.cuda.is_available() else "cpu")
-    if config.balance != "uniform":
-        bank = bank.weighted(sampling_weights(dataset.names, config.balance))
+    encode_on = "cuda" if torch.cuda.is_available() else "cpu"
+    bank = build_caption_bank(training_captions(dataset, config.dataset), config.dataset, encode_on)
+    weights = sampling_weights(dataset.names, config.balance)
+    if config.scenes > 0:
+        if config.dataset != "emoji":
+            raise ValueError("The compositional scenes are built from the emoji dataset's glyphs: use --dataset emoji.")
+        from genimg.train.scenes import load_scenes
+
+        scenes = load_scenes(dataset)
+        dataset, bank, weights = with_scenes(dataset, bank, weights, scenes,
+                                             build_caption_bank(scenes.captions, "scenes", encode_on), config.scenes)
+    if config.balance != "uniform" or config.scenes > 0:
+        bank = bank.weighted(weights)
     return dataset, images_tensor(dataset, device), bank.to(device)
+
+
+def with_scenes(dataset: EmojiDataset, bank: CaptionBank, weights: np.ndarray, scenes: EmojiDataset,
+                scene_bank: CaptionBank, share: float) -> tuple[EmojiDataset, CaptionBank, np.ndarray]:
+    """The emoji followed by the scenes, one bank for both, and draw weights that give the scenes ``share`` of the
+    draws (uniformly among them) and the emoji the rest (in proportion to ``weights``)."""
+    if not 0 < share < 1:
+        raise ValueError(f"The scenes' share of the draws is between 0 and 1 (0.5: half), got {share}.")
+    joined = EmojiDataset(np.concatenate([dataset.images, scenes.images]), dataset.names + scenes.names,
+                          dataset.captions + scenes.captions, dataset.chars + scenes.chars)
+    weights = np.concatenate([weights / weights.sum() * (1 - share), np.full(len(scenes), share / len(scenes))])
+    return joined, CaptionBank.joined(bank, scene_bank, len(dataset)), weights
 
 
 def data_generator(config: TrainConfig, step: int) -> torch.Generator:

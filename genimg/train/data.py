@@ -84,14 +84,17 @@ def captions_for(name: str, aliases: list) -> list:
     return list(dict.fromkeys([name, *aliases, *phrasings(name)]))
 
 
-def _render(font, char: str, size: int = IMAGE_SIZE) -> Image.Image | None:
-    """The glyph composited on white, or None where the font would draw it as several glyphs or none."""
+def _render(font, char: str, size: int = IMAGE_SIZE, on_white: bool = True) -> Image.Image | None:
+    """The glyph composited on white (or RGBA on transparent, ``on_white=False``), or None where the font would draw
+    it as several glyphs or none."""
     if abs(font.getlength(char) - font.getlength("\U0001F600")) > 1:
         return None  # not a single glyph: a sequence the font does not ligate
     canvas = Image.new("RGBA", (136, 136), (255, 255, 255, 0))
     ImageDraw.Draw(canvas).text((0, 4), char, font=font, embedded_color=True)
     if canvas.getbbox() is None:
         return None
+    if not on_white:
+        return canvas.resize((size, size), Image.LANCZOS)
     white = Image.new("RGBA", canvas.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, canvas).convert("RGB").resize((size, size), Image.LANCZOS)
 

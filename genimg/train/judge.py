@@ -31,7 +31,8 @@ def degrade(images: torch.Tensor) -> torch.Tensor:
 def train(config: TrainConfig) -> dict:
     accelerator = make_accelerator(config)
     dataset, images, bank = load_training_data(config, accelerator.device)
-    judge = Judge()
+    # Fine-tuning (on the compositional scenes, say) starts from a shipped judge; a fresh run from the architecture.
+    judge = Judge.from_pretrained(config.init_from, torch_dtype=torch.float32) if config.init_from else Judge()
     optimizer = torch.optim.AdamW(judge.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     judge, optimizer = accelerator.prepare(judge, optimizer)
 

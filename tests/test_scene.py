@@ -1,0 +1,107 @@
+"""Scenes: canonical captions, and what the parser makes of what users type (snapping stubbed by a word table)."""
+import pytest
+
+from genimg.concepts import ConceptMatch
+from genimg.scene import Scene, SceneObject, plural
+from genimg.scene_parser import is_compositional, parse, read_phrase, split_prompt
+
+# phrase -> (emoji name, similarity) for the stub matcher; anything else snaps weakly to "ghost"
+NAMES = {"rocket": "rocket", "car": "automobile", "red car": "automobile", "star": "star", "crown": "crown",
+         "bird": "bird", "dog": "dog", "cute puppy": "dog", "kitten": "cat", "key": "key", "tree": "deciduous tree",
+         "apple": "red apple", "red apple": "red apple", "fork and knife": "fork and knife", "cat": "cat"}
+OWN_CAPTIONS = {"red car", "red apple", "fork and knife"}  # captions that are a name or an alias themselves
+
+
+def stub_match(texts):
+    matches = []
+    for text in texts:
+        key = text.removeprefix("a ").removeprefix("an ")
+        exact = key in OWN_CAPTIONS or key in NAMES.values()
+        name = NAMES.get(key, "ghost")
+        matches.append(ConceptMatch(text, name, key if exact else name, 1.0 if exact else 0.6))
+    return matches
+
+
+def caption(prompt):
+    scene = parse(prompt, stub_match)
+    return None if scene is None else scene.caption()
+
+
+def test_plurals_take_the_head_noun():
+    assert [plural(n) for n in ("star", "slice of pizza", "box", "cherry", "key", "snowman", "fish", "bus")] == [
+        "stars", "slices of pizza", "boxes", "cherries", "keys", "snowmen", "fish", "buses"]
+
+
+def test_canonical_captions_turn_right_and_below_around():
+    rocket, car = SceneObject("rocket", "blue"), SceneObject("automobile")
+    assert Scene.related(rocket, "below", car).caption() == "an automobile above a blue rocket"
+    assert Scene.related(rocket, "right of", car).caption() == "an automobile to the left of a blue rocket"
+    assert Scene.related(rocket, None, car).caption() == "a blue rocket and an automobile"
+    assert Scene((SceneObject("star", count=3, colour="pink"),)).caption() == "three pink stars"
+    assert Scene((SceneObject("rocket", small=True),)).caption() == "a small rocket"
+    assert Scene((SceneObject("rocket"),)).caption() == "rocket"  # a plain emoji is drawn by its name, as before
+
+
+def test_scene_objects_refuse_what_the_models_cannot_draw():
+    with pytest.raises(ValueError, match="colour"):
+        SceneObject("rocket", "beige")
+    with pytest.raises(ValueError, match="count"):
+        SceneObject("star", count=5)
+    with pytest.raises(ValueError, match="relation"):
+        Scene((SceneObject("rocket"), SceneObject("star")), "inside")
+
+
+def test_the_parser_reads_colours_counts_sizes_and_relations():
+    assert caption("a blue rocket above a red car") == "a blue rocket above an automobile"
+    assert caption("A rocket to the right of a car.") == "an automobile to the left of a rocket"
+    assert caption("a crown below a bird") == "a bird above a crown"
+    assert caption("two stars") == "two stars"
+    assert caption("a photo of 3 blue stars") == "three blue stars"
+    assert caption("a tiny rocket") == "a small rocket"
+    assert caption("a cute puppy next to a kitten") == "a dog and a cat"
+    assert caption("a purple dog and a green key") == "a purple dog and a green key"
+
+
+def test_a_colour_that_is_part_of_a_name_stays_in_the_name():
+    assert caption("a red apple") is None  # the whole prompt names an emoji: concept matching alone
+    assert caption("a blue apple") == "a blue red apple"  # "apple" snaps to red apple, recoloured
+
+
+def test_prompts_without_scene_words_are_not_parsed():
+    calls = []
+    assert parse("a cute puppy", lambda texts: calls.append(texts) or stub_match(texts)) is None
+    assert calls == []  # no extra text pass: today's path and speed
+    assert not is_compositional("a slice of pizza")
+    assert caption("fork and knife") is None  # "and" inside an emoji's own name
+
+
+def test_what_cannot_be_drawn_is_reported_not_dropped_silently():
+    scene = parse("five stars", stub_match)
+    assert scene.caption() == "four stars" and any("five" in note for note in scene.unplaced)
+    scene = parse("a dog and a cat to the left of a key and a tree", stub_match)
+    assert scene.caption() == "a cat to the left of a key"
+    assert any("dog" in note for note in scene.unplaced) and any("tree" in note for note in scene.unplaced)
+    scene = parse("two dogs and a key", stub_match)
+    assert scene.caption() == "a dog and a key" and any("two" in note for note in scene.unplaced)
+    assert any("black" in note for note in parse("a black rocket and a key", stub_match).unplaced)
+
+
+def test_phrases_and_splits():
+    assert read_phrase("two small blue stars").count == 2
+    assert read_phrase("two small blue stars").words == "star"
+    assert split_prompt("a smiling face with sunglasses left of a dog") == (
+        ["a smiling face with sunglasses", "a dog"], "left of", [])
+
+
+def test_generators_draw_the_scene_and_say_what_they_understood():
+    import genimg
+
+    generator = genimg.load("gan")
+    result = generator.generate("a blue rocket above a red car and a tree", seed=0)
+    drawn = result.info["drawn_as"]
+    assert drawn["concept"] == drawn["scene"]["caption"]
+    assert [obj["name"] for obj in drawn["scene"]["objects"]] == ["rocket", "automobile"]
+    assert drawn["scene"]["objects"][0]["colour"] == "blue"
+    assert any(note.startswith("Not drawn:") and "tree" in note for note in result.info["notes"])
+    plain = generator.generate("a slice of pizza", seed=0).info["drawn_as"]
+    assert "scene" not in plain and plain["concept"] == "pizza"
