@@ -118,3 +118,17 @@ def test_each_training_step_draws_its_own_reproducible_batch():
     bank, settings = caption_bank(50), config("unused")
     draw = lambda step: bank.sample(8, 50, data_generator(settings, step))[0].tolist()
     assert draw(7) == draw(7) and draw(7) != draw(8)  # a resumed run goes on with new batches
+
+
+def test_distillation_draws_its_teacher_captions_by_the_training_weights():
+    import torch
+
+    from genimg.train.common import CaptionBank
+    from genimg.train.distill import draw_captions
+
+    emoji_of_caption = torch.tensor([0, 0, 1, 1, 1, 2])
+    bank = CaptionBank(torch.zeros(6, 2, 4), torch.zeros(6, 4), emoji_of_caption, torch.zeros(2, 4), torch.zeros(4))
+    assert sorted(draw_captions(bank, 6, torch.Generator().manual_seed(0)).tolist()) == list(range(6))
+    weighted = bank.weighted([1.0, 0.0, 1.0])  # emoji 1 (captions 2-4) never
+    drawn = draw_captions(weighted, 3, torch.Generator().manual_seed(0)).tolist()
+    assert sorted(drawn) == [0, 1, 5]

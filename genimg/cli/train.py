@@ -27,6 +27,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--scenes", type=float, default=0.0,
                         help="share of the draws from the compositional scenes (colours, counts, two objects and "
                              "where they stand; genimg.train.scenes), e.g. 0.5; 0: the emoji alone")
+    parser.add_argument("--pairs", type=int, help="distill: how many teacher samples to learn from (default 16384; "
+                                                 "each costs the teacher's 16 guided steps)")
     parser.set_defaults(handler=main)
 
 
@@ -38,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
                              batch_size=args.batch_size or batch_size, learning_rate=args.lr or learning_rate,
                              seed=args.seed, resume=args.resume,
                              teacher=args.teacher or DEFAULT_TEACHERS.get(stage),
-                             init_from=args.init_from, balance=args.balance, scenes=args.scenes)
+                             init_from=args.init_from, balance=args.balance, scenes=args.scenes,
+                             distill_pairs=args.pairs)
         summary = run(stage, config)
         print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],
                           "last": summary["last"]}))

@@ -33,6 +33,7 @@ class TrainConfig:
     init_from: str | None = None  # fine-tuning: a pipeline folder whose weights the run starts from
     balance: str = "uniform"  # how often each emoji is drawn: "uniform" or "sqrt-family" (see data.sampling_weights)
     scenes: float = 0.0  # share of each batch drawn from the compositional scenes (genimg.train.scenes); 0: none
+    distill_pairs: int | None = None  # distill: teacher samples to learn from (None: distill.MAX_PAIRS)
 
 
 def tracked_ema(accelerator: Accelerator, model: torch.nn.Module, decay: float) -> AveragedModel:

@@ -25,10 +25,20 @@ TEACHER_GUIDANCE = 5.0  # the judge scored the teacher best at 5 (35 vs 26 at 3,
 MAX_PAIRS = 16384
 
 
+def draw_captions(bank, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` distinct caption indices, drawn as training draws them: uniformly, or where the bank weighs its emoji
+    (family balance, the compositional scenes' share) each emoji's captions share its weight."""
+    if bank.emoji_weights is None:
+        return torch.randperm(len(bank.tokens), generator=generator)[:count]
+    caption_weights = (bank.emoji_weights / bank.caption_count.cpu())[bank.emoji_of_caption.cpu()]
+    return torch.multinomial(caption_weights, count, replacement=False, generator=generator)
+
+
 @torch.no_grad()
 def teacher_pairs(unet, scheduler_config, bank, count: int, generator: torch.Generator, batch: int = 1024):
+    """``count`` (caption, noise, teacher's latents) triples (see ``draw_captions``)."""
     device = bank.tokens.device
-    captions = torch.randperm(len(bank.tokens), generator=generator)[:count].to(device)
+    captions = draw_captions(bank, count, generator).to(device)
     shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
     noise = torch.randn((len(captions), *shape), generator=generator).to(device)
     results = []
@@ -49,7 +59,7 @@ def train(config: TrainConfig) -> dict:
     scheduler_config = DPMSolverMultistepScheduler.load_config(teacher_folder / "scheduler")
     rng = torch.Generator().manual_seed(config.seed)
     captions, noise, targets = teacher_pairs(teacher.eval(), scheduler_config, bank,
-                                             min(MAX_PAIRS, len(bank.tokens)), rng)
+                                             min(config.distill_pairs or MAX_PAIRS, len(bank.tokens)), rng)
     del teacher
     lcm = LCMScheduler.from_config(scheduler_config)
     alphas = lcm.alphas_cumprod.to(accelerator.device)
