@@ -91,7 +91,7 @@ def read_phrase(text: str) -> Phrase:
             rest.append(word)
     if count > 1 and rest:
         rest[-1] = _singular(rest[-1])
-    return Phrase(" ".join(rest) or whole, whole, colour, count, small, tuple(unplaced))
+    return Phrase(" ".join(rest), whole, colour, count, small, tuple(unplaced))
 
 
 def _normalised(prompt: str) -> str:
@@ -145,6 +145,8 @@ def parse(prompt: str, match: Matcher, own_colours: Callable[[str], list] = lamb
         return None
     texts, relation, leftover = split_prompt(prompt)
     phrases = [read_phrase(text) for text in texts]
+    if not all(phrase.words for phrase in phrases):  # "two", "a blue": no object named; the nearest emoji it is
+        return None
     queries = [prompt] + [q for p in phrases for q in (p.words, p.whole)]
     matches = match(queries)
     if _names_itself(matches[0], prompt):  # "fork and knife", "red apple": an emoji's own name

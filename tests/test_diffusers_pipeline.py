@@ -101,3 +101,9 @@ def test_a_pipeline_decodes_with_the_autoencoder_tiny_it_is_given(tiny_pipeline_
         genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder), tiny_decoder="no such decoder")
     with pytest.raises(genimg.InvalidRequest, match="tiny_decoder"):
         genimg.load("latent", device="cpu", tiny_decoder="  ")
+
+
+def test_best_of_is_refused_for_a_pipeline_with_its_reason(tiny_pipeline_folder):
+    generator = genimg.load("latent", device="cpu", model=str(tiny_pipeline_folder))
+    with pytest.raises(genimg.UnsupportedOption, match="best_of"):
+        generator.generate("a cat", steps=1, best_of=2)

@@ -73,6 +73,7 @@ def test_prompts_without_scene_words_are_not_parsed():
     assert calls == []  # no extra text pass: today's path and speed
     assert not is_compositional("a slice of pizza")
     assert caption("fork and knife") is None  # "and" inside an emoji's own name
+    assert caption("two") is None and caption("a blue") is None  # no object named: the nearest emoji, as before
 
 
 def test_what_cannot_be_drawn_is_reported_not_dropped_silently():

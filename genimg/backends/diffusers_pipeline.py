@@ -200,10 +200,12 @@ class DiffusersGenerator(BaseGenerator):
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None,
-                 negative_prompt: str | None = None) -> Generation:
-        if not self.fast_path:
+                 negative_prompt: str | None = None, best_of: int = 1) -> Generation:
+        if not self.fast_path and best_of == 1:
             return self.call.generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt)
-        return super().generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt)
+        # best_of != 1 is refused there with its reason (the judge knows the embedded emoji models only).
+        return super().generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt,
+                                best_of)
 
     def negative_prompt_info(self, request) -> dict:
         """A negative prompt replaces the empty prompt of the unconditional pass, as the pipeline's own does."""
