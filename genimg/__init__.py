@@ -47,7 +47,7 @@ def upscale(image, factor: int = 2, device: str = "cpu", precision: str = "fp32"
     upscaled ``factor`` times (1 or 2) by the shipped 2x upscaler, as a PIL image. ``speed_options``: those of
     SpeedOptions that apply to one module (channels_last, compile, engine)."""
     from genimg.backends.upscale import check_factor, readable_image, shared_upscaler, upscale_picture
-    from genimg.registry import LOAD_LOCK
+    from genimg.threads import LOAD_LOCK
 
     unknown = set(speed_options) - {"channels_last", "compile", "engine"}
     if unknown:
@@ -58,6 +58,6 @@ def upscale(image, factor: int = 2, device: str = "cpu", precision: str = "fp32"
     if factor == 1:
         return picture
     options = SpeedOptions(device=device, precision=precision, **speed_options).validated()
-    with LOAD_LOCK:  # from_pretrained is not safe next to another load (see registry.LOAD_LOCK)
+    with LOAD_LOCK:  # from_pretrained is not safe next to another load (see threads.LOAD_LOCK)
         upscaler = shared_upscaler(options)
     return upscale_picture(upscaler, picture)

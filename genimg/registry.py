@@ -13,7 +13,7 @@ from genimg.assets import check_models
 from genimg.errors import GenimgError, InvalidRequest, ModelLoadError, UnsupportedOption
 from genimg.guards import free_device_memory, is_out_of_memory
 from genimg.options import SpeedOptions
-from genimg.threads import in_passing_thread
+from genimg.threads import LOAD_LOCK, in_passing_thread
 
 # name -> (module, loader function, one-line description)
 BACKENDS = {
@@ -26,11 +26,6 @@ BACKENDS = {
 # backends whose embedded model has a channel-pruned variant (SpeedOptions.pruned; genimg.accel.prune)
 PRUNED_BACKENDS = ("gan", "latent")
 
-# Models load one at a time (generating with loaded ones goes on meanwhile): two threads importing diffusers' lazy
-# modules at once fail with "partially initialized module", and from_pretrained's empty-weights init patches torch
-# for the whole process ("Cannot copy out of meta tensor"). Both were seen when the first requests for two backends
-# arrived together (genimg.serve.soak). Re-entrant: a loader may load a part through a loader.
-LOAD_LOCK = threading.RLock()
 
 
 def load_backend(backend: str, options: SpeedOptions, model: str | None):

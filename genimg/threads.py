@@ -17,6 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+# Models load one at a time (generating with loaded ones goes on meanwhile): two threads importing diffusers' lazy
+# modules at once fail with "partially initialized module", and from_pretrained's empty-weights init patches torch
+# for the whole process ("Cannot copy out of meta tensor"). Both were seen when the first requests for two backends
+# arrived together (genimg.serve.soak). Re-entrant: a loader may load a part through a loader.
+LOAD_LOCK = threading.RLock()
+
 _state = {"executor": None, "thread": None}
 _lock = threading.Lock()
 

@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "genimg"
 # Floors, lowest first. A module may import modules on its own floor or below, never above.
 FLOORS = (
     ("genimg.errors", "genimg.options", "genimg.timing", "genimg.assets", "genimg.guards", "genimg.images",
-     "genimg.threads", "genimg.quiet", "genimg.hardware"),
-    ("genimg.text", "genimg.concepts", "genimg.sampling", "genimg.models"),
+     "genimg.threads", "genimg.quiet", "genimg.hardware", "genimg.colours", "genimg.memory"),
+    ("genimg.text", "genimg.concepts", "genimg.sampling", "genimg.models", "genimg.scene", "genimg.scene_parser"),
     ("genimg.accel",),
     ("genimg.backends",),
     ("genimg.registry", "genimg"),  # genimg/__init__.py: load()

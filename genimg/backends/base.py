@@ -337,7 +337,7 @@ class BaseGenerator:
         if self._judge is None:
             from genimg.assets import ASSETS
             from genimg.models.judge import Judge
-            from genimg.registry import LOAD_LOCK
+            from genimg.threads import LOAD_LOCK
 
             with LOAD_LOCK:  # from_pretrained is not safe next to another load
                 self._judge = Judge.from_pretrained(ASSETS / "judge", torch_dtype=torch.float32).eval()

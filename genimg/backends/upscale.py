@@ -53,7 +53,7 @@ class ImageUpscaler:
 
 @lru_cache(maxsize=4)
 def shared_upscaler(options: SpeedOptions) -> ImageUpscaler:
-    """One loaded upscaler per configuration, for ``genimg.upscale`` (the caller holds registry.LOAD_LOCK)."""
+    """One loaded upscaler per configuration, for ``genimg.upscale`` (the caller holds threads.LOAD_LOCK)."""
     return ImageUpscaler(options, [])
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from genimg.assets import ASSETS
 from genimg.models.judge import Judge
-from genimg.registry import LOAD_LOCK
+from genimg.threads import LOAD_LOCK
 from genimg.text import TextEncoder
 
 JUDGE_SIZE = 64
@@ -50,5 +50,5 @@ class PromptJudge:
 
 @lru_cache(maxsize=1)
 def default_judge() -> PromptJudge:
-    with LOAD_LOCK:  # from_pretrained is not safe next to another load (see registry.LOAD_LOCK)
+    with LOAD_LOCK:  # from_pretrained is not safe next to another load (see threads.LOAD_LOCK)
         return PromptJudge()
