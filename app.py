@@ -23,8 +23,8 @@ from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.threads import use_one_torch_thread
 from genimg.options import MAX_BATCH_SIZE, MAX_BEST_OF, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, LIMITS, QUANTIZE_CHOICES,
-                       SCHEDULER_CHOICES, gpu, logger, number_input, pruned_models_present, queue_wait_ms,
-                       user_errors)
+                       SCHEDULER_CHOICES, UPSCALE_INFO, embedded_upscale, gpu, logger, number_input,
+                       pruned_models_present, queue_wait_ms, user_errors)
 from ui.compare import build_compare_tab
 from ui.generation import WARM_UP_PROMPT, connect_cluster, load_generator, match_scores, one_image, run_generation
 from ui.img2img import build_img2img_tab
@@ -53,13 +53,15 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
              engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff: float = 1.0,
-             upscale: bool = False, best_of: int = 1, progress=gr.Progress()):
+             upscale: bool = True, best_of: int = 1, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so.
-    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale``: end with the 2x
-    upscaler (128 px images; its time is the stage "upscale"). ``best_of``: candidates drawn per image, the judge
-    keeps the best (the latency is the whole cost)."""
+    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale`` (on, as on the
+    page): end an embedded model with the 2x upscaler (128 px images; its time is the stage "upscale"); False gives
+    the model's own 64 px. ``best_of``: candidates drawn per image, the judge keeps the best (the latency is the whole
+    cost)."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
+    upscale, own_size = embedded_upscale(upscale, model)
     with user_errors():
         progress(0, desc="loading model")
         generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
@@ -97,7 +99,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
                                        engine=engine, quantize=quantize, pruned=bool(pruned),
                                        guidance_cutoff=guidance_cutoff, upscale=bool(upscale), best_of=best_of))
-    return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
+    break_even_text = f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else ""
+    return gallery, text + own_size + break_even_text + "\n" + code
 
 
 @gpu()
@@ -177,7 +180,8 @@ quantize (int8; fp8 on GPUs with fp8 units) and guidance on the first steps only
 instead of two after the cutoff); the Python API adds channels_last, fused QKV and CUDA graphs.
 **Upscale 2x**: a small GAN upscaler (a few residual convs and a pixel shuffle, trained on the font's 128 px glyphs
 with L1, a perceptual loss from the judge's features and a patch critic) turns any embedded model's 64x64 drawing
-into 128x128; its time is the stage `upscale`. Compare has a "64 vs 128 px" preset.
+into 128x128; its time is the stage `upscale`. It is on by default in every tab: untick it for the model's own
+64 px. Compare has a "64 vs 128 px" preset.
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
 
@@ -193,8 +197,7 @@ def build_generate_tab() -> None:
                 steps = number_input(gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
                                                info="0 = backend default; gan/vae: 1 pass"))
                 batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size"))
-            upscale = gr.Checkbox(value=False, label="Upscale 2x (128 px)", elem_id="upscale",
-                                  info="the GAN upscaler sharpens the 64 px drawing (gan, vae, latent, latent-lcm)")
+            upscale = gr.Checkbox(value=True, label="Upscale 2x (128 px)", elem_id="upscale", info=UPSCALE_INFO)
             with gr.Accordion("More speed options", open=False):
                 model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")

@@ -76,7 +76,9 @@ def test_compare_two_configurations(client):
     csv_path, json_path = sorted(downloads, key=lambda path: Path(path).suffix)
     results = json.loads(Path(json_path).read_text())["results"]
     assert [row["backend"] for row in results] == ["latent-lcm", "gan"]
-    assert results[0]["config"] == "1. latent-lcm fp32 2 steps" and results[1]["config"] == "2. gan fp32 1 pass"
+    # Every configuration draws 128 px by default, as on the page.
+    assert results[0]["config"] == "1. latent-lcm fp32 2 steps upscaled 2x"
+    assert results[1]["config"] == "2. gan fp32 1 pass upscaled 2x"
     assert results[0]["speedup"] == 1.0 and results[1]["latency_ms"] > 0
     assert [row["drawn_as"] for row in results] == ["red heart", "red heart"]
     assert "drawn_as" in table["headers"]
@@ -88,7 +90,7 @@ def test_compare_two_configurations(client):
     assert results[0]["denoise_ms"] <= results[0]["denoise_p90_ms"]
     assert len(chart["data"]) == 6 and chart["mark"] == "point"  # every timed run a point: the spread
     assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
-    assert "genimg.load('latent-lcm', precision='fp32')" in code and "--backend gan" in code
+    assert "genimg.load('latent-lcm', precision='fp32', upscale=2)" in code and "--backend gan" in code
     assert "repeats=3, api_name='/compare'" in code and "backend_3='off'" in code
 
 
@@ -225,7 +227,7 @@ def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_u
     gallery, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=2, precision="fp32",
                                       seed=4, api_name="/generate")
     python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
-    assert "genimg.load('gan', precision='fp32')" in python and "batch_size=2, seed=4" in python
+    assert "genimg.load('gan', precision='fp32', upscale=2)" in python and "batch_size=2, seed=4" in python
     assert shell.startswith("python -m genimg generate rocket --backend gan") and "--seed 4" in shell
     namespace = {}
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)  # the snippet, run as it is shown
@@ -233,16 +235,46 @@ def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_u
     assert [path.read_bytes() for path in images_of(again)] == [path.read_bytes() for path in images_of(gallery)]
 
 
-def test_generate_upscales_2x_and_times_the_upscaler_as_its_own_stage(client):
+def test_generate_draws_128_px_by_default_and_the_models_own_64_px_is_one_option_away(client):
     request = dict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
-    plain, _ = client.predict(**request, api_name="/generate")
-    gallery, latency = client.predict(**request, upscale=True, api_name="/generate")
+    gallery, latency = client.predict(**request, api_name="/generate")
+    plain, plain_latency = client.predict(**request, upscale=False, api_name="/generate")
     from PIL import Image
 
-    assert Image.open(images_of(plain)[0]).size == (64, 64)
     assert Image.open(images_of(gallery)[0]).size == (128, 128)
+    assert Image.open(images_of(plain)[0]).size == (64, 64)
     assert "| upscale |" in latency and "upscaled 2x (128 px)" in latency
     assert "upscale=2)" in latency and "--upscale 2" in latency  # copy as code carries it
+    assert "| upscale |" not in plain_latency and "upscale=False" in plain_latency  # and says it was left off
+
+
+def test_every_tab_and_its_api_draw_128_px_by_default_and_the_one_image_api_64():
+    import inspect
+
+    import app
+    import ui.compare
+    import ui.img2img
+    import ui.live
+
+    boxes = [component["props"] for component in app.build_demo().config["components"]
+             if component["type"] == "checkbox" and component["props"].get("label") == "Upscale 2x (128 px)"]
+    visible = [props for props in boxes if props.get("info")]  # the API's hidden twins carry no help text
+    assert len(visible) == 7 and all(props["value"] is True for props in boxes)  # Generate, Live, img2img, 4 Compare
+    assert all("64 px" in props["info"] for props in visible)  # the model's own size, one click away
+    for function in (app.generate, ui.live.live, ui.img2img.img2img, ui.compare.compare):
+        defaults = {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()
+                    if name.startswith("upscale")}
+        assert defaults and all(value is True for value in defaults.values()), function.__name__
+    assert "upscale" not in inspect.signature(app.generate_one).parameters  # /generate_one, POST /v1/image: 64 px
+
+
+def test_a_diffusers_model_is_not_upscaled_and_the_report_says_so():
+    from ui.common import embedded_upscale
+
+    assert embedded_upscale(True, "") == (True, "")
+    assert embedded_upscale(False, "owner/name") == (False, "")
+    upscale, note = embedded_upscale(True, " owner/name ")
+    assert upscale is False and "drew at its own resolution" in note
 
 
 def test_compare_preset_puts_64_and_128_px_side_by_side(client):
@@ -251,8 +283,8 @@ def test_compare_preset_puts_64_and_128_px_side_by_side(client):
     values = ui.compare.upscale_preset()
     assert values[-4:] == [False, True, False, True] and values[:5] == ["latent-lcm", "fp32", 1, "default", True]
     gallery, _, _, downloads, code = client.predict(
-        "rocket", 0, backend_1="gan", backend_2="gan", upscale_2=True, backend_3="off", backend_4="off", repeats=1,
-        api_name="/compare")
+        "rocket", 0, backend_1="gan", backend_2="gan", upscale_1=False, upscale_2=True, backend_3="off",
+        backend_4="off", repeats=1, api_name="/compare")
     results = json.loads(Path(next(path for path in downloads if path.endswith(".json"))).read_text())["results"]
     assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan fp32 1 pass upscaled 2x"]
     from PIL import Image
