@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import gradio as gr
 from genimg.serve import report
 from genimg.serve.breakeven import BreakEvenCache
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
+from genimg.serve.limits import ServingLimits
 from genimg.serve.memory import limit_malloc_arenas
 from genimg.serve.reproduce import reproduce_generate_api
 from genimg.serve.rest import image_route
@@ -24,11 +26,13 @@ from genimg.threads import use_one_torch_thread
 from genimg.options import MAX_BATCH_SIZE, MAX_BEST_OF, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, LIMITS, QUANTIZE_CHOICES,
                        SCHEDULER_CHOICES, UPSCALE_INFO, embedded_upscale, gpu, logger, number_input,
-                       pruned_models_present, queue_wait_ms, user_errors)
+                       pruned_models_present, queue_wait_ms, stop_if_client_gone, user_errors)
 from ui.compare import build_compare_tab
-from ui.generation import WARM_UP_PROMPT, connect_cluster, load_generator, match_scores, one_image, run_generation
+from ui.generation import (WARM_UP_PROMPT, configuration_key, connect_cluster, load_generator, match_scores,
+                           one_image, run_generation)
 from ui.img2img import build_img2img_tab
-from ui.live import build_live_tab
+from ui.live import build_live_tab, live_preparation
+from ui.warm_start import WARM_START, Preparation
 
 ROOT = Path(__file__).resolve().parent
 BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
@@ -38,6 +42,9 @@ LOADED_NOW_S = 0.05
 # Per Generate configuration with compile, OpenVINO or quantisation on: its first call, and the same call's time
 # without them (once).
 BREAK_EVEN = BreakEvenCache()
+# What the Generate tab opens with (the options not named here are load_generator's defaults); the warm start
+# prepares this configuration.
+GENERATE_DEFAULTS = dict(backend="latent-lcm", precision="fp32", steps=4, batch_size=4, tiny_decoder=True, upscale=True)
 # Single emoji, then scenes: colours, counts, two objects and where they stand (genimg.scene_parser).
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "rocket", "a blue rocket above a red car", "three yellow stars",
                    "a purple dog and a green key", "a cat to the left of a guitar", "two pink mushrooms"]
@@ -63,9 +70,12 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
     queued_ms, started = queue_wait_ms(), time.perf_counter()
     upscale, own_size = embedded_upscale(upscale, model)
     with user_errors():
+        configuration = (backend, precision, model, scheduler, compile, tiny_decoder, match_concepts, engine, quantize,
+                         pruned, guidance_cutoff, upscale)
+        # A click while the warm start still prepares this configuration: its progress, then the prepared generator.
+        WARM_START.wait(configuration_key(*configuration), progress, check=stop_if_client_gone)
         progress(0, desc="loading model")
-        generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
-                                           match_concepts, engine, quantize, pruned, guidance_cutoff, upscale)
+        generator, load_s = load_generator(*configuration)
         engine, quantize = engine or "torch", quantize or "none"
         # Options with a first-call cost: compile compiles, OpenVINO converts (and int8 calibrates) on the first call.
         costly = [name for name, on in (("torch.compile", compile), (f"engine {engine}", engine not in ("", "torch")),
@@ -191,19 +201,22 @@ def build_generate_tab() -> None:
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", placeholder="a slice of pizza", elem_id="prompt")
             with gr.Row():
-                backend = gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend")
-                precision = gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision")
+                backend = gr.Dropdown(BACKEND_CHOICES, value=GENERATE_DEFAULTS["backend"], label="Backend")
+                precision = gr.Dropdown(list(PRECISIONS), value=GENERATE_DEFAULTS["precision"], label="Precision")
             with gr.Row():
-                steps = number_input(gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
+                steps = number_input(gr.Slider(0, MAX_STEPS, value=GENERATE_DEFAULTS["steps"], step=1, label="Steps",
                                                info="0 = backend default; gan/vae: 1 pass"))
-                batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size"))
-            upscale = gr.Checkbox(value=True, label="Upscale 2x (128 px)", elem_id="upscale", info=UPSCALE_INFO)
+                batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=GENERATE_DEFAULTS["batch_size"], step=1,
+                                                    label="Batch size"))
+            upscale = gr.Checkbox(value=GENERATE_DEFAULTS["upscale"], label="Upscale 2x (128 px)", elem_id="upscale",
+                                  info=UPSCALE_INFO)
             with gr.Accordion("More speed options", open=False):
                 model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
-                    tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
+                    tiny_decoder = gr.Checkbox(value=GENERATE_DEFAULTS["tiny_decoder"],
+                                               label="Tiny decoder (latent backends)")
                 with gr.Row():
                     engine = gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine",
                                          info="openvino: CPU; converted once, cached on disk")
@@ -232,6 +245,33 @@ def build_generate_tab() -> None:
               match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff, upscale, best_of]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
+
+
+def generate_preparation() -> Preparation:
+    """The Generate tab's default configuration, for the warm start (ui/warm_start.py): loaded, one untimed batch
+    (first calls pay for lazy initialisation), and the judge that scores every result."""
+    load = {name: value for name, value in GENERATE_DEFAULTS.items() if name not in ("steps", "batch_size")}
+
+    def prepare(advance) -> None:
+        advance(0)
+        generator, _ = load_generator(**load)
+        advance(1)
+        result = generator.generate(WARM_UP_PROMPT, steps=GENERATE_DEFAULTS["steps"],
+                                    batch_size=GENERATE_DEFAULTS["batch_size"], seed=0)
+        advance(2)
+        match_scores(result.images, WARM_UP_PROMPT)
+
+    return Preparation(configuration_key(**load), "Generate",
+                       ("loading the models", "a first, untimed batch", "loading the prompt-match judge"), prepare)
+
+
+def start_warm_start(cluster: bool = False):
+    """Once the server is up, Generate's then Live's default configuration prepared in a daemon thread (the page
+    never waits for it); GENIMG_WARM_START=0 turns it off. Not on a cluster (its replicas hold the models) nor on a
+    ZeroGPU Space (the GPU is attached inside events only). Returns the thread, or None."""
+    if cluster or os.environ.get("SPACES_ZERO_GPU") or not ServingLimits.from_env().warm_start:
+        return None
+    return WARM_START.start([generate_preparation(), live_preparation()])
 
 
 def build_one_image_api() -> None:
@@ -320,7 +360,13 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     routes = [] if os.environ.get("SPACES_ZERO_GPU") else [image_route(one_image, 2 * LIMITS.max_batch_size,
                                                                        draw=drawer and drawer.draw)]
     launch_options.setdefault("app_kwargs", {"middleware": middleware, "routes": routes})
-    return demo.launch(theme=THEME, css=CSS, **launch_options)
+    # The server first, then the warm start: the page renders at once; then block as demo.launch would have.
+    block = not launch_options.pop("prevent_thread_lock", False) and not getattr(sys, "ps1", sys.flags.interactive)
+    launched = demo.launch(theme=THEME, css=CSS, prevent_thread_lock=True, **launch_options)
+    start_warm_start(cluster=drawer is not None)
+    if block:
+        demo.block_thread()
+    return launched
 
 
 def main(argv: list[str] | None = None) -> None:

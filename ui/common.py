@@ -58,6 +58,12 @@ def client_gone() -> bool:
     return in_queue and (event is None or not event.alive)
 
 
+def stop_if_client_gone() -> None:
+    """Raises gr.Error when the client of the running event left (see client_gone): a wait it no longer needs ends."""
+    if client_gone():
+        raise gr.Error("Stopped: the client disconnected.")
+
+
 def queue_wait_ms() -> float | None:
     """How long the running event spent between joining Gradio's queue and this call (queue wait and preprocessing):
     the part of a request's time in the server that comes before the function. None outside the queue."""

@@ -22,7 +22,8 @@ from genimg.options import MAX_SEED, PRECISIONS, upscale_factor
 from genimg.serve import report
 from genimg.serve.reproduce import reproduce_generation
 from ui.common import UPSCALE_INFO, gpu, number_input, user_errors
-from ui.generation import one_image
+from ui.generation import WARM_UP_PROMPT, configuration_key, load_generator, one_image
+from ui.warm_start import WARM_START, Preparation
 
 LIVE_BACKEND = "latent-lcm"  # the distilled student: no unconditional pass, 1-4 steps
 LIVE_MAX_STEPS = 4
@@ -72,7 +73,6 @@ def live(prompt: str, seed: int = 0, steps: int = 1, precision: str = LIVE_PRECI
     return (None if result is None else result.images[0]), text + "\n" + code
 
 
-@gpu()
 def live_page(prompt: str, seed: int, steps: int, precision: str, tiny_decoder: bool, engine: str, upscale: bool,
               shown):
     """The page's redraw: the image (inline), the latency line, the code (in a closed accordion: the page renders it
@@ -102,13 +102,64 @@ def inline_image(component: gr.Image) -> gr.Image:
     return component
 
 
+def live_key(precision: str, tiny_decoder: bool, engine: str, upscale: bool = True) -> tuple:
+    """The cached generator a Live redraw with these options uses (ui.generation.configuration_key)."""
+    return configuration_key(LIVE_BACKEND, precision, **live_options(tiny_decoder, engine, upscale))
+
+
+def live_preparation() -> Preparation:
+    """The page's default Live configuration, for the warm start (ui.warm_start): loaded, then one untimed image
+    (OpenVINO converts its models or reads them from the disk cache, and compiles them for batch 1)."""
+
+    def prepare(advance) -> None:
+        advance(0)
+        load_generator(LIVE_BACKEND, LIVE_PRECISION, **live_options(True, "openvino"))
+        advance(1)
+        live_result(WARM_UP_PROMPT, 0, 1, LIVE_PRECISION, True, "openvino")
+
+    return Preparation(live_key(LIVE_PRECISION, True, "openvino"), "Live",
+                       ("loading the distilled model and the upscaler",
+                        "converting to OpenVINO (read from the disk cache after the first start) and compiling"),
+                       prepare)
+
+
 def warm_up_live() -> None:
-    """Loads the default Live configuration and draws one image (OpenVINO converts or reads its models, compiles them
-    for batch 1): run when the Live tab opens, so the first key press does not pay for it."""
+    """Loads the default Live configuration and draws one image, when the Live tab opens, so the first key press
+    does not pay for it; nothing to do where the warm start prepares it (or has)."""
+    if WARM_START.preparation(live_key(LIVE_PRECISION, True, "openvino")) is not None:
+        return
     try:
-        live_result("warm-up", 0, 1, LIVE_PRECISION, True, "openvino")
+        live_result(WARM_UP_PROMPT, 0, 1, LIVE_PRECISION, True, "openvino")
     except gr.Error:  # the first key press reports whatever went wrong, with its message
         pass
+
+
+@gpu()
+def live_page_event(prompt: str, seed: int, steps: int, precision: str, tiny_decoder: bool, engine: str,
+                    upscale: bool, shown):
+    """The page's redraw (``live_page``) and the retry timer's state. While the warm start still prepares this
+    configuration, nothing waits: the latency line says so (with the step and the seconds so far), the image stays,
+    and the timer, switched on, asks again each second until the picture can be drawn."""
+    try:
+        message = isinstance(prompt, str) and prompt.strip() and WARM_START.message(
+            live_key(precision, tiny_decoder, engine, upscale))
+    except gr.Error:  # an unknown engine: live_page says so
+        message = None
+    if message:
+        return gr.skip(), f"**{message}**: the picture appears as soon as it is ready.", gr.skip(), shown, \
+            gr.Timer(active=True)
+    return *live_page(prompt, seed, steps, precision, tiny_decoder, engine, upscale, shown), gr.Timer(active=False)
+
+
+@gpu()
+def live_retry(prompt: str, seed: int, steps: int, precision: str, tiny_decoder: bool, engine: str, upscale: bool,
+               shown):
+    """The retry timer's tick: ``live_page_event``, whose error (a preparation that failed, then a load that fails
+    again) goes to the latency line and stops the timer instead of raising once a second."""
+    try:
+        return live_page_event(prompt, seed, steps, precision, tiny_decoder, engine, upscale, shown)
+    except gr.Error as error:
+        return gr.skip(), f"**{error.message}**", gr.skip(), shown, gr.Timer(active=False)
 
 
 def build_live_tab(tab: gr.Tab | None = None) -> None:
@@ -136,17 +187,19 @@ def build_live_tab(tab: gr.Tab | None = None) -> None:
             with gr.Accordion("Copy as code", open=False):
                 code = gr.Markdown("", elem_id="live-code")
     shown = gr.State(None)  # what the image on screen was drawn as (ui.generation.one_image's info["drawing"])
+    retry = gr.Timer(1.0, active=False)  # on only while the warm start prepares this configuration
     inputs = [prompt, seed, steps, precision, tiny_decoder, engine, upscale]
     # .change, not .input: clearing the box must reach the server too (gradio sends no .input for an empty box).
     # always_last: while a redraw runs, only the newest prompt is kept for the next one (stale ones are dropped).
     # queue=False: one HTTP request per redraw, no queue join and event stream. Its concurrency is the browser's: one
     # redraw in flight per page; the generator's lock and micro-batcher order the pages among themselves. On a ZeroGPU
     # Space, which attaches the GPU inside queued events only, it stays queued.
+    redraw = dict(inputs=inputs + [shown], outputs=[image, latency, code, shown, retry], trigger_mode="always_last",
+                  show_progress="hidden", show_progress_on=[shown], queue=bool(os.environ.get("SPACES_ZERO_GPU")),
+                  api_visibility="private")
     gr.on([prompt.change, seed.change, steps.change, precision.change, tiny_decoder.change, engine.change,
-           upscale.change],
-          live_page, inputs + [shown], [image, latency, code, shown], trigger_mode="always_last",
-          show_progress="hidden", show_progress_on=[shown],
-          queue=bool(os.environ.get("SPACES_ZERO_GPU")), api_visibility="private")
+           upscale.change], live_page_event, **redraw)
+    retry.tick(live_retry, **redraw)
     if tab is not None:
         tab.select(warm_up_live, None, None, queue=False, show_progress="hidden", api_visibility="private")
     build_live_api()
