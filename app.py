@@ -1,5 +1,5 @@
 """genimg demo: Generate | Live | Image to image | Compare | Benchmark | About. UI only: every image, timing and
-score comes from genimg (the Live, Image to image and Compare tabs are built in ui/).
+score comes from genimg (the Live, Image to image, Compare and Benchmark tabs are built in ui/).
 
     python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
     gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
@@ -27,6 +27,7 @@ from genimg.options import MAX_BATCH_SIZE, MAX_BEST_OF, MAX_SEED, MAX_STEPS, PRE
 from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, LIMITS, QUANTIZE_CHOICES,
                        SCHEDULER_CHOICES, UPSCALE_INFO, embedded_upscale, gpu, logger, number_input,
                        pruned_models_present, queue_wait_ms, stop_if_client_gone, user_errors)
+from ui.benchmark import BENCH_FOLDERS, build_benchmark_tab
 from ui.compare import build_compare_tab
 from ui.generation import (WARM_UP_PROMPT, configuration_key, connect_cluster, load_generator, match_scores,
                            one_image, run_generation)
@@ -34,8 +35,6 @@ from ui.img2img import build_img2img_tab
 from ui.live import build_live_tab, live_preparation
 from ui.warm_start import WARM_START, Preparation
 
-ROOT = Path(__file__).resolve().parent
-BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
 UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
 # genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
 LOADED_NOW_S = 0.05
@@ -154,14 +153,6 @@ def one_image_info(result, started: float, queued_ms: float | None = None) -> di
     return {**info, "batched_with": result.info["batched_with"], "timings_ms": result.timings,
             "server_ms": server_ms, "queue_ms": queued_ms,
             "server_total_ms": None if queued_ms is None else queued_ms + server_ms}
-
-
-def bench_results() -> tuple[str | None, str, str]:
-    """The plot, summary and full tables of the benchmark report on disk: this machine's newest run of
-    ``python -m genimg bench`` (outputs/bench), else the shipped race against the peers (assets/bench)."""
-    return report.bench_report(BENCH_FOLDERS, ROOT) or (None, (
-        "No benchmark results yet. Run `python -m genimg bench` (it writes `outputs/bench/`), then press **Reload**. "
-        "This tab shows results from files only; it does not run the benchmark."), "")
 
 
 ABOUT = """
@@ -290,20 +281,6 @@ def build_one_image_api() -> None:
     # Callers wait inside generate_one while their batch runs, so more of them than a batch may be in there at once.
     trigger.click(generate_one, inputs, outputs, api_name="generate_one", concurrency_id="one-image",
                   concurrency_limit=2 * LIMITS.max_batch_size)
-
-
-def build_benchmark_tab(demo: gr.Blocks) -> None:
-    gr.Markdown("How fast genimg is against stock diffusers and its fastest peer, as `python -m genimg bench` "
-                "measured it: the summary and the speed-vs-quality plot first, every table below. A run of your own "
-                "(`outputs/bench/`) takes its place after **Reload**.")
-    summary = gr.Markdown(elem_id="bench-summary")
-    plot = gr.Image(label="Speed against prompt-match", show_label=False, type="filepath", interactive=False,
-                    height=520, elem_id="bench-plot")
-    with gr.Accordion("Full tables", open=False, elem_id="bench-tables"):
-        tables = gr.Markdown()
-    reload_button = gr.Button("Reload")
-    gr.on([demo.load, reload_button.click], bench_results, None, [plot, summary, tables], api_visibility="private",
-          queue=False)
 
 
 def build_demo() -> gr.Blocks:

@@ -165,36 +165,64 @@ def test_compare_needs_two_configurations(client):
 
 
 def test_benchmark_tab_shows_the_newest_results_on_disk(tmp_path, monkeypatch):
-    import app
+    import ui.benchmark
 
-    monkeypatch.setattr(app, "ROOT", tmp_path)
-    monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", tmp_path / "assets" / "bench"))
-    plot, summary, tables = app.bench_results()
+    monkeypatch.setattr(ui.benchmark, "ROOT", tmp_path)
+    monkeypatch.setattr(ui.benchmark, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", tmp_path / "assets" / "bench"))
+    plot, summary, tables = ui.benchmark.bench_results()
     assert plot is None and "python -m genimg bench" in summary and tables == ""
     folder = tmp_path / "outputs" / "bench"
     folder.mkdir(parents=True)
     (folder / "bench.json").write_text(json.dumps({"results": [{"backend": "gan", "latency_ms": 1.234, "stages": {}}]}))
-    plot, summary, tables = app.bench_results()
+    plot, summary, tables = ui.benchmark.bench_results()
     assert plot is None and "| backend | latency_ms |" in summary and "| gan | 1.23 |" in summary
     (folder / "bench.png").write_bytes(b"png")
-    (folder / "bench.md").write_text("# genimg benchmark\n\nMachine: a CPU\n\n| a table |\n\n- a finding\n")
-    plot, summary, tables = app.bench_results()
+    (folder / "bench.md").write_text("# genimg benchmark\n\nMachine: a CPU\n\n| a table |\n\n- a finding\n\n"
+                                     "## Targets\n\n- genimg >= 5x stock: **3.96x**, missed.\n")
+    plot, summary, tables = ui.benchmark.bench_results()
     assert plot == str(folder / "bench.png") and summary.startswith("Machine: a CPU\n\n- a finding")
     assert tables == "| a table |" and "outputs/bench/bench.md" in summary
+    assert "Targets" not in summary + tables and "missed" not in summary + tables  # findings, not goals
 
 
-def test_benchmark_tab_opens_on_the_race_summary_and_plot_with_every_table_folded(tmp_path, monkeypatch):
+def test_a_run_of_the_visitors_own_gives_its_findings_per_family(tmp_path, monkeypatch):
+    import ui.benchmark
+
+    shipped = json.loads((ui.benchmark.ROOT / "assets" / "bench" / "cpu-bench.json").read_text())
+    folder = tmp_path / "outputs" / "bench"
+    folder.mkdir(parents=True)
+    (folder / "bench.json").write_text(json.dumps(shipped))
+    monkeypatch.setattr(ui.benchmark, "ROOT", tmp_path)
+    monkeypatch.setattr(ui.benchmark, "BENCH_FOLDERS", (folder, tmp_path / "assets" / "bench"))
+    plot, summary, tables = ui.benchmark.bench_results()
+    assert plot is None and tables == ""
+    assert "_From `outputs/bench/bench.json` (latent, latent-lcm, gan, vae)._" in summary
+    assert "| gan | gan bf16+compile+channels_last | 3.10 | — | — | 36.2 (-0.2 vs fp32) |" in summary
+
+
+def test_benchmark_tab_opens_on_the_findings_and_plot_with_every_table_folded(tmp_path, monkeypatch):
     import re
 
     import app
+    import ui.benchmark
 
-    monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", app.ROOT / "assets" / "bench"))
-    plot, summary, tables = app.bench_results()  # no run of the visitor's own: the shipped race
+    monkeypatch.setattr(ui.benchmark, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench",
+                                                        ui.benchmark.ROOT / "assets" / "bench"))
+    plot, summary, tables = ui.benchmark.bench_results()  # no run of the visitor's own: the shipped reports
     assert plot.endswith("assets/bench/cpu-race.png")
-    assert "python -m genimg bench --race" in summary and "Machine:" in summary and "**2.09x**" in summary
-    assert summary.index("**2.09x**") < summary.index("## Targets")  # against the peers first
+    # Per family: the fastest configuration, x stock diffusers, x the fastest peer, prompt-match against fp32,
+    # the machine and the date.
+    assert ("| latent | latent 4 steps openvino+bf16+int8+cfg_cutoff0.25 | 24.03 | 3.96x | 2.09x | "
+            "56.6 (-0.3 vs fp32) | AMD EPYC, 2 cores, 2 torch threads, cpu; 2026-11-27 |") in summary
+    assert [line.split(" | ")[0] for line in summary.splitlines() if line.startswith("| latent") or
+            line.startswith("| gan") or line.startswith("| vae")] == ["| latent", "| latent-lcm", "| gan", "| vae"]
+    assert "the fastest peer on 2026-11-27: stock diffusers 4 steps openvino+bf16+int8 bs1, 50.32 ms" in summary
     assert "| config |" not in summary and "| config |" in tables and "## Notes from the generators" in tables
-    assert not re.search(r"issue|target \d", summary + tables, re.IGNORECASE)
+    assert "python -m genimg bench --race" in tables and "Machine:" in tables
+    shown = summary + tables
+    assert not re.search(r"\b(targets?|hit|missed|goal)\b|>= ?\d|<= ?\d", shown, re.IGNORECASE), \
+        re.findall(r".{30}\b(?:targets?|hit|missed|goal)\b.{30}", shown, re.IGNORECASE)
+    assert not re.search(r"issue", shown, re.IGNORECASE)
     accordions = [component["props"] for component in app.build_demo().config["components"]
                   if component["type"] == "accordion" and component["props"].get("elem_id") == "bench-tables"]
     assert accordions == [{**accordions[0], "label": "Full tables", "open": False}]
