@@ -121,8 +121,9 @@ def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
         tiny_decoder_3=False, engine_2="openvino", engine_3="openvino", quantize_3="int8", api_name="/compare")
     json_path = next(path for path in downloads if path.endswith(".json"))
     results = json.loads(Path(json_path).read_text())["results"]
-    assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan OpenVINO fp32 1 pass",
-                                                  "3. gan OpenVINO fp32 int8 1 pass"]
+    assert [row["config"] for row in results] == ["1. gan fp32 1 pass upscaled 2x",
+                                                  "2. gan OpenVINO fp32 1 pass upscaled 2x",
+                                                  "3. gan OpenVINO fp32 int8 1 pass upscaled 2x"]
     assert [(row["engine"], row["quantize"]) for row in results] == [("torch", "none"), ("openvino", "none"),
                                                                     ("openvino", "int8")]
     assert len(gallery) == 3 and all(row["latency_ms"] > 0 for row in results)
@@ -134,8 +135,8 @@ def test_compare_puts_guidance_on_every_step_beside_guidance_on_the_first_steps_
         "rocket", 0, backend_1="latent", steps_1=4, backend_2="latent", steps_2=4, guidance_cutoff_2=0.25,
         backend_3="off", backend_4="off", repeats=1, api_name="/compare")
     results = json.loads(Path(next(path for path in downloads if path.endswith(".json"))).read_text())["results"]
-    assert [row["config"] for row in results] == ["1. latent fp32 4 steps",
-                                                  "2. latent fp32 4 steps guidance on 25% of steps"]
+    assert [row["config"] for row in results] == ["1. latent fp32 4 steps upscaled 2x",
+                                                  "2. latent fp32 4 steps guidance on 25% of steps upscaled 2x"]
     every_step, first_step = (path.read_bytes() for path in images_of(gallery))
     assert every_step != first_step  # 3 of the 4 steps ran without the unconditional pass
     assert "guidance_cutoff=0.25" in code and "--guidance-cutoff 0.25" in code
@@ -144,7 +145,7 @@ def test_compare_puts_guidance_on_every_step_beside_guidance_on_the_first_steps_
 def test_generate_takes_a_guidance_cutoff_and_refuses_one_outside_the_steps(client):
     request = dict(prompt="rocket", backend="latent", steps=4, batch_size=1, precision="fp32", seed=0)
     _, latency = client.predict(**request, guidance_cutoff=0.5, api_name="/generate")
-    assert "guidance_cutoff=0.5)" in latency and "--guidance-cutoff 0.5" in latency  # copy as code carries it
+    assert "guidance_cutoff=0.5, upscale=2)" in latency and "--guidance-cutoff 0.5" in latency  # copy as code
     with pytest.raises(Exception, match="guidance_cutoff must be a fraction|not in the list of choices"):
         client.predict(**request, guidance_cutoff=2.0, api_name="/generate")
 
