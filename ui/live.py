@@ -140,6 +140,11 @@ def live_page_event(prompt: str, seed: int, steps: int, precision: str, tiny_dec
     """The page's redraw (``live_page``) and the retry timer's state. While the warm start still prepares this
     configuration, nothing waits: the latency line says so (with the step and the seconds so far), the image stays,
     and the timer, switched on, asks again each second until the picture can be drawn."""
+    return redraw_or_wait(prompt, seed, steps, precision, tiny_decoder, engine, upscale, shown)
+
+
+def redraw_or_wait(prompt, seed, steps, precision, tiny_decoder, engine, upscale, shown):
+    """live_page_event's work, undecorated (live_retry calls it too)."""
     try:
         message = isinstance(prompt, str) and prompt.strip() and WARM_START.message(
             live_key(precision, tiny_decoder, engine, upscale))
@@ -157,7 +162,7 @@ def live_retry(prompt: str, seed: int, steps: int, precision: str, tiny_decoder:
     """The retry timer's tick: ``live_page_event``, whose error (a preparation that failed, then a load that fails
     again) goes to the latency line and stops the timer instead of raising once a second."""
     try:
-        return live_page_event(prompt, seed, steps, precision, tiny_decoder, engine, upscale, shown)
+        return redraw_or_wait(prompt, seed, steps, precision, tiny_decoder, engine, upscale, shown)
     except gr.Error as error:
         return gr.skip(), f"**{error.message}**", gr.skip(), shown, gr.Timer(active=False)
 
