@@ -1,5 +1,5 @@
 """genimg demo: Generate | Live | Image to image | Compare | Benchmark | About. UI only: every image, timing and
-score comes from genimg (the Live, Image to image and Compare tabs are built in ui/).
+score comes from genimg (the Live, Image to image, Compare and Benchmark tabs are built in ui/).
 
     python app.py                      # serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)
     gradio_client.Client(url).predict("a cute puppy", "latent-lcm", 4, 2, "fp32", 0, api_name="/generate")
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import gradio as gr
 from genimg.serve import report
 from genimg.serve.breakeven import BreakEvenCache
 from genimg.serve.hosts import LoopbackHostGuard, is_loopback
+from genimg.serve.limits import ServingLimits
 from genimg.serve.memory import limit_malloc_arenas
 from genimg.serve.reproduce import reproduce_generate_api
 from genimg.serve.rest import image_route
@@ -23,21 +25,25 @@ from genimg.serve.uploads import TempFolderGuard, UploadLimits
 from genimg.threads import use_one_torch_thread
 from genimg.options import MAX_BATCH_SIZE, MAX_BEST_OF, MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, LIMITS, QUANTIZE_CHOICES,
-                       SCHEDULER_CHOICES, gpu, logger, number_input, pruned_models_present, queue_wait_ms,
-                       user_errors)
+                       SCHEDULER_CHOICES, UPSCALE_INFO, embedded_upscale, gpu, logger, number_input,
+                       pruned_models_present, queue_wait_ms, stop_if_client_gone, user_errors)
+from ui.benchmark import BENCH_FOLDERS, build_benchmark_tab
 from ui.compare import build_compare_tab
-from ui.generation import WARM_UP_PROMPT, connect_cluster, load_generator, match_scores, one_image, run_generation
+from ui.generation import (WARM_UP_PROMPT, configuration_key, connect_cluster, load_generator, match_scores,
+                           one_image, run_generation)
 from ui.img2img import build_img2img_tab
-from ui.live import build_live_tab
+from ui.live import build_live_tab, live_preparation
+from ui.warm_start import WARM_START, Preparation
 
-ROOT = Path(__file__).resolve().parent
-BENCH_FOLDERS = (ROOT / "outputs" / "bench", ROOT / "assets" / "bench")
 UPLOADS = UploadLimits.from_env()  # one file's size, the temporary folder's size, files and age
 # genimg.load returns a cached generator in microseconds; anything slower actually loaded a model.
 LOADED_NOW_S = 0.05
 # Per Generate configuration with compile, OpenVINO or quantisation on: its first call, and the same call's time
 # without them (once).
 BREAK_EVEN = BreakEvenCache()
+# What the Generate tab opens with (the options not named here are load_generator's defaults); the warm start
+# prepares this configuration.
+GENERATE_DEFAULTS = dict(backend="latent-lcm", precision="fp32", steps=4, batch_size=4, tiny_decoder=True, upscale=True)
 # Single emoji, then scenes: colours, counts, two objects and where they stand (genimg.scene_parser).
 EXAMPLE_PROMPTS = ["a slice of pizza", "a cute puppy", "rocket", "a blue rocket above a red car", "three yellow stars",
                    "a purple dog and a green key", "a cat to the left of a guitar", "two pink mushrooms"]
@@ -53,17 +59,22 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
              engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff: float = 1.0,
-             upscale: bool = False, best_of: int = 1, progress=gr.Progress()):
+             upscale: bool = True, best_of: int = 1, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so.
-    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale``: end with the 2x
-    upscaler (128 px images; its time is the stage "upscale"). ``best_of``: candidates drawn per image, the judge
-    keeps the best (the latency is the whole cost)."""
+    ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale`` (on, as on the
+    page): end an embedded model with the 2x upscaler (128 px images; its time is the stage "upscale"); False gives
+    the model's own 64 px. ``best_of``: candidates drawn per image, the judge keeps the best (the latency is the whole
+    cost)."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
+    upscale, own_size = embedded_upscale(upscale, model)
     with user_errors():
+        configuration = (backend, precision, model, scheduler, compile, tiny_decoder, match_concepts, engine, quantize,
+                         pruned, guidance_cutoff, upscale)
+        # A click while the warm start still prepares this configuration: its progress, then the prepared generator.
+        WARM_START.wait(configuration_key(*configuration), progress, check=stop_if_client_gone)
         progress(0, desc="loading model")
-        generator, load_s = load_generator(backend, precision, model, scheduler, compile, tiny_decoder,
-                                           match_concepts, engine, quantize, pruned, guidance_cutoff, upscale)
+        generator, load_s = load_generator(*configuration)
         engine, quantize = engine or "torch", quantize or "none"
         # Options with a first-call cost: compile compiles, OpenVINO converts (and int8 calibrates) on the first call.
         costly = [name for name, on in (("torch.compile", compile), (f"engine {engine}", engine not in ("", "torch")),
@@ -97,7 +108,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
                                        engine=engine, quantize=quantize, pruned=bool(pruned),
                                        guidance_cutoff=guidance_cutoff, upscale=bool(upscale), best_of=best_of))
-    return gallery, text + (f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else "") + "\n" + code
+    break_even_text = f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else ""
+    return gallery, text + own_size + break_even_text + "\n" + code
 
 
 @gpu()
@@ -143,14 +155,6 @@ def one_image_info(result, started: float, queued_ms: float | None = None) -> di
             "server_total_ms": None if queued_ms is None else queued_ms + server_ms}
 
 
-def bench_results() -> tuple[str | None, str, str]:
-    """The plot, summary and full tables of the benchmark report on disk: this machine's newest run of
-    ``python -m genimg bench`` (outputs/bench), else the shipped race against the peers (assets/bench)."""
-    return report.bench_report(BENCH_FOLDERS, ROOT) or (None, (
-        "No benchmark results yet. Run `python -m genimg bench` (it writes `outputs/bench/`), then press **Reload**. "
-        "This tab shows results from files only; it does not run the benchmark."), "")
-
-
 ABOUT = """
 ## The models
 Every model here was trained by genimg on its own emoji data set (Noto Color Emoji at 64x64, captions from the
@@ -177,7 +181,8 @@ quantize (int8; fp8 on GPUs with fp8 units) and guidance on the first steps only
 instead of two after the cutoff); the Python API adds channels_last, fused QKV and CUDA graphs.
 **Upscale 2x**: a small GAN upscaler (a few residual convs and a pixel shuffle, trained on the font's 128 px glyphs
 with L1, a perceptual loss from the judge's features and a patch critic) turns any embedded model's 64x64 drawing
-into 128x128; its time is the stage `upscale`. Compare has a "64 vs 128 px" preset.
+into 128x128; its time is the stage `upscale`. It is on by default in every tab: untick it for the model's own
+64 px. Compare has a "64 vs 128 px" preset.
 Latencies are measured by genimg with the device synchronised around every stage; model loading is not included.
 """
 
@@ -187,20 +192,22 @@ def build_generate_tab() -> None:
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", placeholder="a slice of pizza", elem_id="prompt")
             with gr.Row():
-                backend = gr.Dropdown(BACKEND_CHOICES, value="latent-lcm", label="Backend")
-                precision = gr.Dropdown(list(PRECISIONS), value="fp32", label="Precision")
+                backend = gr.Dropdown(BACKEND_CHOICES, value=GENERATE_DEFAULTS["backend"], label="Backend")
+                precision = gr.Dropdown(list(PRECISIONS), value=GENERATE_DEFAULTS["precision"], label="Precision")
             with gr.Row():
-                steps = number_input(gr.Slider(0, MAX_STEPS, value=4, step=1, label="Steps",
+                steps = number_input(gr.Slider(0, MAX_STEPS, value=GENERATE_DEFAULTS["steps"], step=1, label="Steps",
                                                info="0 = backend default; gan/vae: 1 pass"))
-                batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=4, step=1, label="Batch size"))
-            upscale = gr.Checkbox(value=False, label="Upscale 2x (128 px)", elem_id="upscale",
-                                  info="the GAN upscaler sharpens the 64 px drawing (gan, vae, latent, latent-lcm)")
+                batch_size = number_input(gr.Slider(1, MAX_BATCH_SIZE, value=GENERATE_DEFAULTS["batch_size"], step=1,
+                                                    label="Batch size"))
+            upscale = gr.Checkbox(value=GENERATE_DEFAULTS["upscale"], label="Upscale 2x (128 px)", elem_id="upscale",
+                                  info=UPSCALE_INFO)
             with gr.Accordion("More speed options", open=False):
                 model = gr.Textbox("", label="Diffusers model id or folder (latent backend; empty = embedded model)")
                 scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="default", label="Scheduler")
                 with gr.Row():
                     compile_ = gr.Checkbox(label="torch.compile")
-                    tiny_decoder = gr.Checkbox(value=True, label="Tiny decoder (latent backends)")
+                    tiny_decoder = gr.Checkbox(value=GENERATE_DEFAULTS["tiny_decoder"],
+                                               label="Tiny decoder (latent backends)")
                 with gr.Row():
                     engine = gr.Dropdown(ENGINE_CHOICES, value="torch", label="Engine",
                                          info="openvino: CPU; converted once, cached on disk")
@@ -231,6 +238,33 @@ def build_generate_tab() -> None:
           concurrency_id="models")
 
 
+def generate_preparation() -> Preparation:
+    """The Generate tab's default configuration, for the warm start (ui/warm_start.py): loaded, one untimed batch
+    (first calls pay for lazy initialisation), and the judge that scores every result."""
+    load = {name: value for name, value in GENERATE_DEFAULTS.items() if name not in ("steps", "batch_size")}
+
+    def prepare(advance) -> None:
+        advance(0)
+        generator, _ = load_generator(**load)
+        advance(1)
+        result = generator.generate(WARM_UP_PROMPT, steps=GENERATE_DEFAULTS["steps"],
+                                    batch_size=GENERATE_DEFAULTS["batch_size"], seed=0)
+        advance(2)
+        match_scores(result.images, WARM_UP_PROMPT)
+
+    return Preparation(configuration_key(**load), "Generate",
+                       ("loading the models", "a first, untimed batch", "loading the prompt-match judge"), prepare)
+
+
+def start_warm_start(cluster: bool = False):
+    """Once the server is up, Generate's then Live's default configuration prepared in a daemon thread (the page
+    never waits for it); GENIMG_WARM_START=0 turns it off. Not on a cluster (its replicas hold the models) nor on a
+    ZeroGPU Space (the GPU is attached inside events only). Returns the thread, or None."""
+    if cluster or os.environ.get("SPACES_ZERO_GPU") or not ServingLimits.from_env().warm_start:
+        return None
+    return WARM_START.start([generate_preparation(), live_preparation()])
+
+
 def build_one_image_api() -> None:
     """/generate_one: API only (hidden components), dynamically batched, see generate_one."""
     with gr.Group(visible=False):
@@ -247,20 +281,6 @@ def build_one_image_api() -> None:
     # Callers wait inside generate_one while their batch runs, so more of them than a batch may be in there at once.
     trigger.click(generate_one, inputs, outputs, api_name="generate_one", concurrency_id="one-image",
                   concurrency_limit=2 * LIMITS.max_batch_size)
-
-
-def build_benchmark_tab(demo: gr.Blocks) -> None:
-    gr.Markdown("How fast genimg is against stock diffusers and its fastest peer, as `python -m genimg bench` "
-                "measured it: the summary and the speed-vs-quality plot first, every table below. A run of your own "
-                "(`outputs/bench/`) takes its place after **Reload**.")
-    summary = gr.Markdown(elem_id="bench-summary")
-    plot = gr.Image(label="Speed against prompt-match", show_label=False, type="filepath", interactive=False,
-                    height=520, elem_id="bench-plot")
-    with gr.Accordion("Full tables", open=False, elem_id="bench-tables"):
-        tables = gr.Markdown()
-    reload_button = gr.Button("Reload")
-    gr.on([demo.load, reload_button.click], bench_results, None, [plot, summary, tables], api_visibility="private",
-          queue=False)
 
 
 def build_demo() -> gr.Blocks:
@@ -317,7 +337,13 @@ def launch(demo: gr.Blocks | None = None, **launch_options):
     routes = [] if os.environ.get("SPACES_ZERO_GPU") else [image_route(one_image, 2 * LIMITS.max_batch_size,
                                                                        draw=drawer and drawer.draw)]
     launch_options.setdefault("app_kwargs", {"middleware": middleware, "routes": routes})
-    return demo.launch(theme=THEME, css=CSS, **launch_options)
+    # The server first, then the warm start: the page renders at once; then block as demo.launch would have.
+    block = not launch_options.pop("prevent_thread_lock", False) and not getattr(sys, "ps1", sys.flags.interactive)
+    launched = demo.launch(theme=THEME, css=CSS, prevent_thread_lock=True, **launch_options)
+    start_warm_start(cluster=drawer is not None)
+    if block:
+        demo.block_thread()
+    return launched
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,9 @@ import pytest
 # Tests never reach a hub: everything they load is shipped in assets/ or built inside the test.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The app's warm start (ui/warm_start.py) loads models in the background of every launch; tests load what they use
+# themselves, and tests/test_warm_start.py turns it on where it is what they check.
+os.environ.setdefault("GENIMG_WARM_START", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

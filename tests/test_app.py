@@ -76,7 +76,9 @@ def test_compare_two_configurations(client):
     csv_path, json_path = sorted(downloads, key=lambda path: Path(path).suffix)
     results = json.loads(Path(json_path).read_text())["results"]
     assert [row["backend"] for row in results] == ["latent-lcm", "gan"]
-    assert results[0]["config"] == "1. latent-lcm fp32 2 steps" and results[1]["config"] == "2. gan fp32 1 pass"
+    # Every configuration draws 128 px by default, as on the page.
+    assert results[0]["config"] == "1. latent-lcm fp32 2 steps upscaled 2x"
+    assert results[1]["config"] == "2. gan fp32 1 pass upscaled 2x"
     assert results[0]["speedup"] == 1.0 and results[1]["latency_ms"] > 0
     assert [row["drawn_as"] for row in results] == ["red heart", "red heart"]
     assert "drawn_as" in table["headers"]
@@ -88,7 +90,7 @@ def test_compare_two_configurations(client):
     assert results[0]["denoise_ms"] <= results[0]["denoise_p90_ms"]
     assert len(chart["data"]) == 6 and chart["mark"] == "point"  # every timed run a point: the spread
     assert Path(csv_path).read_text().splitlines()[0].startswith("config,")
-    assert "genimg.load('latent-lcm', precision='fp32')" in code and "--backend gan" in code
+    assert "genimg.load('latent-lcm', precision='fp32', upscale=2)" in code and "--backend gan" in code
     assert "repeats=3, api_name='/compare'" in code and "backend_3='off'" in code
 
 
@@ -119,8 +121,9 @@ def test_compare_puts_fp32_int8_and_openvino_side_by_side(client):
         tiny_decoder_3=False, engine_2="openvino", engine_3="openvino", quantize_3="int8", api_name="/compare")
     json_path = next(path for path in downloads if path.endswith(".json"))
     results = json.loads(Path(json_path).read_text())["results"]
-    assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan OpenVINO fp32 1 pass",
-                                                  "3. gan OpenVINO fp32 int8 1 pass"]
+    assert [row["config"] for row in results] == ["1. gan fp32 1 pass upscaled 2x",
+                                                  "2. gan OpenVINO fp32 1 pass upscaled 2x",
+                                                  "3. gan OpenVINO fp32 int8 1 pass upscaled 2x"]
     assert [(row["engine"], row["quantize"]) for row in results] == [("torch", "none"), ("openvino", "none"),
                                                                     ("openvino", "int8")]
     assert len(gallery) == 3 and all(row["latency_ms"] > 0 for row in results)
@@ -132,8 +135,8 @@ def test_compare_puts_guidance_on_every_step_beside_guidance_on_the_first_steps_
         "rocket", 0, backend_1="latent", steps_1=4, backend_2="latent", steps_2=4, guidance_cutoff_2=0.25,
         backend_3="off", backend_4="off", repeats=1, api_name="/compare")
     results = json.loads(Path(next(path for path in downloads if path.endswith(".json"))).read_text())["results"]
-    assert [row["config"] for row in results] == ["1. latent fp32 4 steps",
-                                                  "2. latent fp32 4 steps guidance on 25% of steps"]
+    assert [row["config"] for row in results] == ["1. latent fp32 4 steps upscaled 2x",
+                                                  "2. latent fp32 4 steps guidance on 25% of steps upscaled 2x"]
     every_step, first_step = (path.read_bytes() for path in images_of(gallery))
     assert every_step != first_step  # 3 of the 4 steps ran without the unconditional pass
     assert "guidance_cutoff=0.25" in code and "--guidance-cutoff 0.25" in code
@@ -142,7 +145,7 @@ def test_compare_puts_guidance_on_every_step_beside_guidance_on_the_first_steps_
 def test_generate_takes_a_guidance_cutoff_and_refuses_one_outside_the_steps(client):
     request = dict(prompt="rocket", backend="latent", steps=4, batch_size=1, precision="fp32", seed=0)
     _, latency = client.predict(**request, guidance_cutoff=0.5, api_name="/generate")
-    assert "guidance_cutoff=0.5)" in latency and "--guidance-cutoff 0.5" in latency  # copy as code carries it
+    assert "guidance_cutoff=0.5, upscale=2)" in latency and "--guidance-cutoff 0.5" in latency  # copy as code
     with pytest.raises(Exception, match="guidance_cutoff must be a fraction|not in the list of choices"):
         client.predict(**request, guidance_cutoff=2.0, api_name="/generate")
 
@@ -163,36 +166,64 @@ def test_compare_needs_two_configurations(client):
 
 
 def test_benchmark_tab_shows_the_newest_results_on_disk(tmp_path, monkeypatch):
-    import app
+    import ui.benchmark
 
-    monkeypatch.setattr(app, "ROOT", tmp_path)
-    monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", tmp_path / "assets" / "bench"))
-    plot, summary, tables = app.bench_results()
+    monkeypatch.setattr(ui.benchmark, "ROOT", tmp_path)
+    monkeypatch.setattr(ui.benchmark, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", tmp_path / "assets" / "bench"))
+    plot, summary, tables = ui.benchmark.bench_results()
     assert plot is None and "python -m genimg bench" in summary and tables == ""
     folder = tmp_path / "outputs" / "bench"
     folder.mkdir(parents=True)
     (folder / "bench.json").write_text(json.dumps({"results": [{"backend": "gan", "latency_ms": 1.234, "stages": {}}]}))
-    plot, summary, tables = app.bench_results()
+    plot, summary, tables = ui.benchmark.bench_results()
     assert plot is None and "| backend | latency_ms |" in summary and "| gan | 1.23 |" in summary
     (folder / "bench.png").write_bytes(b"png")
-    (folder / "bench.md").write_text("# genimg benchmark\n\nMachine: a CPU\n\n| a table |\n\n- a finding\n")
-    plot, summary, tables = app.bench_results()
+    (folder / "bench.md").write_text("# genimg benchmark\n\nMachine: a CPU\n\n| a table |\n\n- a finding\n\n"
+                                     "## Targets\n\n- genimg >= 5x stock: **3.96x**, missed.\n")
+    plot, summary, tables = ui.benchmark.bench_results()
     assert plot == str(folder / "bench.png") and summary.startswith("Machine: a CPU\n\n- a finding")
     assert tables == "| a table |" and "outputs/bench/bench.md" in summary
+    assert "Targets" not in summary + tables and "missed" not in summary + tables  # findings, not goals
 
 
-def test_benchmark_tab_opens_on_the_race_summary_and_plot_with_every_table_folded(tmp_path, monkeypatch):
+def test_a_run_of_the_visitors_own_gives_its_findings_per_family(tmp_path, monkeypatch):
+    import ui.benchmark
+
+    shipped = json.loads((ui.benchmark.ROOT / "assets" / "bench" / "cpu-bench.json").read_text())
+    folder = tmp_path / "outputs" / "bench"
+    folder.mkdir(parents=True)
+    (folder / "bench.json").write_text(json.dumps(shipped))
+    monkeypatch.setattr(ui.benchmark, "ROOT", tmp_path)
+    monkeypatch.setattr(ui.benchmark, "BENCH_FOLDERS", (folder, tmp_path / "assets" / "bench"))
+    plot, summary, tables = ui.benchmark.bench_results()
+    assert plot is None and tables == ""
+    assert "_From `outputs/bench/bench.json` (latent, latent-lcm, gan, vae)._" in summary
+    assert "| gan | gan bf16+compile+channels_last | 3.10 | — | — | 36.2 (-0.2 vs fp32) |" in summary
+
+
+def test_benchmark_tab_opens_on_the_findings_and_plot_with_every_table_folded(tmp_path, monkeypatch):
     import re
 
     import app
+    import ui.benchmark
 
-    monkeypatch.setattr(app, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench", app.ROOT / "assets" / "bench"))
-    plot, summary, tables = app.bench_results()  # no run of the visitor's own: the shipped race
+    monkeypatch.setattr(ui.benchmark, "BENCH_FOLDERS", (tmp_path / "outputs" / "bench",
+                                                        ui.benchmark.ROOT / "assets" / "bench"))
+    plot, summary, tables = ui.benchmark.bench_results()  # no run of the visitor's own: the shipped reports
     assert plot.endswith("assets/bench/cpu-race.png")
-    assert "python -m genimg bench --race" in summary and "Machine:" in summary and "**2.09x**" in summary
-    assert summary.index("**2.09x**") < summary.index("## Targets")  # against the peers first
+    # Per family: the fastest configuration, x stock diffusers, x the fastest peer, prompt-match against fp32,
+    # the machine and the date.
+    assert ("| latent | latent 4 steps openvino+bf16+int8+cfg_cutoff0.25 | 24.03 | 3.96x | 2.09x | "
+            "56.6 (-0.3 vs fp32) | AMD EPYC, 2 cores, 2 torch threads, cpu; 2026-11-27 |") in summary
+    assert [line.split(" | ")[0] for line in summary.splitlines() if line.startswith("| latent") or
+            line.startswith("| gan") or line.startswith("| vae")] == ["| latent", "| latent-lcm", "| gan", "| vae"]
+    assert "the fastest peer on 2026-11-27: stock diffusers 4 steps openvino+bf16+int8 bs1, 50.32 ms" in summary
     assert "| config |" not in summary and "| config |" in tables and "## Notes from the generators" in tables
-    assert not re.search(r"issue|target \d", summary + tables, re.IGNORECASE)
+    assert "python -m genimg bench --race" in tables and "Machine:" in tables
+    shown = summary + tables
+    assert not re.search(r"\b(targets?|hit|missed|goal)\b|>= ?\d|<= ?\d", shown, re.IGNORECASE), \
+        re.findall(r".{30}\b(?:targets?|hit|missed|goal)\b.{30}", shown, re.IGNORECASE)
+    assert not re.search(r"issue", shown, re.IGNORECASE)
     accordions = [component["props"] for component in app.build_demo().config["components"]
                   if component["type"] == "accordion" and component["props"].get("elem_id") == "bench-tables"]
     assert accordions == [{**accordions[0], "label": "Full tables", "open": False}]
@@ -225,7 +256,7 @@ def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_u
     gallery, latency = client.predict(prompt="rocket", backend="gan", steps=0, batch_size=2, precision="fp32",
                                       seed=4, api_name="/generate")
     python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
-    assert "genimg.load('gan', precision='fp32')" in python and "batch_size=2, seed=4" in python
+    assert "genimg.load('gan', precision='fp32', upscale=2)" in python and "batch_size=2, seed=4" in python
     assert shell.startswith("python -m genimg generate rocket --backend gan") and "--seed 4" in shell
     namespace = {}
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)  # the snippet, run as it is shown
@@ -233,16 +264,46 @@ def test_every_generate_result_carries_the_code_that_reproduces_it(client, app_u
     assert [path.read_bytes() for path in images_of(again)] == [path.read_bytes() for path in images_of(gallery)]
 
 
-def test_generate_upscales_2x_and_times_the_upscaler_as_its_own_stage(client):
+def test_generate_draws_128_px_by_default_and_the_models_own_64_px_is_one_option_away(client):
     request = dict(prompt="rocket", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
-    plain, _ = client.predict(**request, api_name="/generate")
-    gallery, latency = client.predict(**request, upscale=True, api_name="/generate")
+    gallery, latency = client.predict(**request, api_name="/generate")
+    plain, plain_latency = client.predict(**request, upscale=False, api_name="/generate")
     from PIL import Image
 
-    assert Image.open(images_of(plain)[0]).size == (64, 64)
     assert Image.open(images_of(gallery)[0]).size == (128, 128)
+    assert Image.open(images_of(plain)[0]).size == (64, 64)
     assert "| upscale |" in latency and "upscaled 2x (128 px)" in latency
     assert "upscale=2)" in latency and "--upscale 2" in latency  # copy as code carries it
+    assert "| upscale |" not in plain_latency and "upscale=False" in plain_latency  # and says it was left off
+
+
+def test_every_tab_and_its_api_draw_128_px_by_default_and_the_one_image_api_64():
+    import inspect
+
+    import app
+    import ui.compare
+    import ui.img2img
+    import ui.live
+
+    boxes = [component["props"] for component in app.build_demo().config["components"]
+             if component["type"] == "checkbox" and component["props"].get("label") == "Upscale 2x (128 px)"]
+    visible = [props for props in boxes if props.get("info")]  # the API's hidden twins carry no help text
+    assert len(visible) == 7 and all(props["value"] is True for props in boxes)  # Generate, Live, img2img, 4 Compare
+    assert all("64 px" in props["info"] for props in visible)  # the model's own size, one click away
+    for function in (app.generate, ui.live.live, ui.img2img.img2img, ui.compare.compare):
+        defaults = {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()
+                    if name.startswith("upscale")}
+        assert defaults and all(value is True for value in defaults.values()), function.__name__
+    assert "upscale" not in inspect.signature(app.generate_one).parameters  # /generate_one, POST /v1/image: 64 px
+
+
+def test_a_diffusers_model_is_not_upscaled_and_the_report_says_so():
+    from ui.common import embedded_upscale
+
+    assert embedded_upscale(True, "") == (True, "")
+    assert embedded_upscale(False, "owner/name") == (False, "")
+    upscale, note = embedded_upscale(True, " owner/name ")
+    assert upscale is False and "drew at its own resolution" in note
 
 
 def test_compare_preset_puts_64_and_128_px_side_by_side(client):
@@ -251,8 +312,8 @@ def test_compare_preset_puts_64_and_128_px_side_by_side(client):
     values = ui.compare.upscale_preset()
     assert values[-4:] == [False, True, False, True] and values[:5] == ["latent-lcm", "fp32", 1, "default", True]
     gallery, _, _, downloads, code = client.predict(
-        "rocket", 0, backend_1="gan", backend_2="gan", upscale_2=True, backend_3="off", backend_4="off", repeats=1,
-        api_name="/compare")
+        "rocket", 0, backend_1="gan", backend_2="gan", upscale_1=False, upscale_2=True, backend_3="off",
+        backend_4="off", repeats=1, api_name="/compare")
     results = json.loads(Path(next(path for path in downloads if path.endswith(".json"))).read_text())["results"]
     assert [row["config"] for row in results] == ["1. gan fp32 1 pass", "2. gan fp32 1 pass upscaled 2x"]
     from PIL import Image

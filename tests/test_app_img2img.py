@@ -34,13 +34,13 @@ def test_img2img_redraws_an_uploaded_image(client, heart_file):
 
     image, latency = client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0.5, 2, 0,
                                     api_name="/img2img")
-    assert Image.open(image).size == (64, 64)
+    assert Image.open(image).size == (128, 128) and "upscale" in latency  # the 2x upscaler, as on the page
     assert "image_encode" in latency and "denoise" in latency and "Prompt match" in latency
     assert "Strength 0.5: 2 of a 4-step schedule" in latency
     assert "generator.img2img('input.png', 'rocket', strength=0.5, steps=2, seed=0)" in latency
     assert "image=handle_file('input.png')" in latency and "api_name='/img2img'" in latency
     weak, _ = client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0.1, 1, 0, api_name="/img2img")
-    original = np.asarray(Image.open(heart_file).convert("RGB").resize((64, 64)), dtype=float)
+    original = np.asarray(Image.open(heart_file).convert("RGB").resize((128, 128)), dtype=float)
     distance = [np.abs(np.asarray(Image.open(path).convert("RGB"), dtype=float) - original).mean()
                 for path in (weak, image)]
     assert distance[0] < distance[1]  # a weaker strength keeps more of the upload
@@ -87,6 +87,7 @@ def test_img2img_runs_a_diffusers_pipeline_from_an_allowed_folder(client, heart_
                                     str(folder), api_name="/img2img")
     height, width = genimg_size(folder)
     assert Image.open(image).size == (width, height) and "image_encode" in latency  # the pipeline's own size
+    assert "drew at its own resolution" in latency  # the page's default upscale is for the embedded models
     assert f"model={str(folder)!r}" in latency  # copy as code names the pipeline
     with pytest.raises(Exception, match="runs on the 'latent' backend"):
         client.predict(handle_file(str(heart_file)), "a cat", "latent-lcm", 0.5, 1, 0, False, "", str(folder),
@@ -117,6 +118,14 @@ def test_the_tab_opens_with_examples_drawn_by_genimg_one_click_each():
         [(f"{name}.png", prompt, strength) for name, _, prompt, strength in EXAMPLES]
 
 
+def test_img2img_draws_the_models_own_64_px_when_upscale_is_off(client, heart_file):
+    from gradio_client import handle_file
+
+    image, latency = client.predict(handle_file(str(heart_file)), "rocket", "latent-lcm", 0.5, 2, 0,
+                                    upscale=False, api_name="/img2img")
+    assert Image.open(image).size == (64, 64) and "| upscale |" not in latency and "upscale=False" in latency
+
+
 def test_an_example_redraws_towards_its_prompt(client):
     from gradio_client import handle_file
 
@@ -127,6 +136,6 @@ def test_an_example_redraws_towards_its_prompt(client):
     start = EXAMPLES_FOLDER / f"{name}.png"
     image, latency = client.predict(handle_file(str(start)), prompt, "latent-lcm", strength, 2, 0,
                                     api_name="/img2img")
-    assert Image.open(image).size == (64, 64) and "Prompt match" in latency
+    assert Image.open(image).size == (128, 128) and "Prompt match" in latency
     redrawn, before = match_scores([Image.open(image), Image.open(start).convert("RGB").resize((64, 64))], prompt)
     assert redrawn > before  # the judge sees more of the prompt in the redrawn picture than in the example

@@ -18,7 +18,7 @@ def client(app_url):
 
 def test_live_draws_one_image_with_its_latency(client):
     image, latency = client.predict("a red heart", api_name="/live")
-    assert Image.open(image).size == (64, 64)
+    assert Image.open(image).size == (128, 128) and "upscale" in latency  # sharpened by the 2x upscaler by default
     assert "ms** to draw \u201ca red heart\u201d" in latency and "drawn as red heart" in latency
     assert "latent-lcm 1 step" in latency and "seed 0" in latency  # the fastest configuration by default
     assert "denoise" in latency and "decode" in latency
@@ -57,7 +57,7 @@ def test_a_live_result_carries_the_code_that_reproduces_it(client, app_url):
     assert "<details><summary>Copy as code" in latency
     python, shell, client_code = re.findall(r"```(?:python|bash)\n(.*?)\n```", latency, flags=re.S)
     assert ("genimg.load('latent-lcm', precision='fp32', tiny_decoder=True, engine='openvino', "
-            "text_engine='openvino-int8')") in python
+            "text_engine='openvino-int8', upscale=2)") in python
     assert "generate('rocket', steps=2, seed=3)" in python and "--tiny-decoder" in shell
     namespace = {}
     exec(client_code.replace("http://127.0.0.1:7860/", app_url), namespace)
@@ -119,7 +119,9 @@ def test_the_page_image_travels_inline_as_a_data_url():
     assert component.postprocess(None) is None
 
 
-def test_live_can_upscale_2x(client):
-    image, latency = client.predict("rocket", 0, 1, "fp32", True, "openvino", True, api_name="/live")
+def test_live_upscales_2x_by_default_and_draws_the_models_own_64_px_when_told(client):
+    image, latency = client.predict("rocket", 0, 1, "fp32", True, "openvino", api_name="/live")
     assert Image.open(image).size == (128, 128)
     assert "upscale" in latency and "upscaled 2x (128 px)" in latency and "upscale=2" in latency
+    image, latency = client.predict("rocket", 0, 1, "fp32", True, "openvino", False, api_name="/live")
+    assert Image.open(image).size == (64, 64) and "upscaled" not in latency and "upscale=False" in latency

@@ -30,7 +30,7 @@ def test_upload_an_image_and_see_it_redrawn(page, tmp_path):
     page.locator("#img2img-latency").get_by_text("ms total").wait_for(timeout=120_000)
     output = page.locator("#img2img-output img")
     output.wait_for(timeout=30_000)
-    assert output.evaluate("image => image.naturalWidth") == 64
+    assert output.evaluate("image => image.naturalWidth") == 128  # upscaled 2x by default
     latency = page.locator("#img2img-latency").inner_text()
     assert "image_encode" in latency and "Strength 0.5" in latency
 

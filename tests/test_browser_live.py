@@ -29,7 +29,7 @@ def test_every_key_press_redraws_the_image_with_its_latency(page, tmp_path):
     latency = page.locator("#live-latency").inner_text()
     assert "to draw \u201cred heart\u201d" in latency and "drawn as red heart" in latency and "latent-lcm" in latency
     image = page.locator("#live-image img")
-    assert image.evaluate("image => image.naturalWidth") == 64
+    assert image.evaluate("image => image.naturalWidth") == 128  # upscaled 2x by default
     save_screenshot(page, "live", tmp_path)
 
 

@@ -1,5 +1,6 @@
-"""The GPU check (tools/gpu_check.sh) in its tiny CPU mode: every step runs, writes its report and passes, so the
-script is known to work before GPU time is spent on it."""
+"""The GPU check (``python -m genimg.bench.gpu_check``, or tools/gpu_check.sh from a checkout) in its tiny CPU mode:
+every step runs in its own process, writes its report and passes, so the check is known to work before GPU time is
+spent on it."""
 import json
 import os
 import subprocess
@@ -14,20 +15,15 @@ from genimg.bench.gpu_check import STEPS, TOTAL_BUDGET_S, Step, main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_compiled_benchmark_comes_first_and_each_device_call_fits_its_budget():
+def test_the_compiled_benchmark_comes_first_and_every_step_has_a_limit():
     names = [step.name for step in STEPS]
-    # The steps that need no shipped models come first: the first device call runs them.
+    # Most important first, and the steps that need no shipped models before those that do.
     assert names[:4] == ["benchmark_compiled", "warm_start", "throughput", "quantized"]
     assert TOTAL_BUDGET_S == 420 and all(step.budget_s > 0 for step in STEPS)
-    budget = {step.name: step.budget_s for step in STEPS}
-    # The device calls of assets/bench/gpu/README.md, each with the check's total it runs under; with a machine's
-    # start (48 s on 2026-11-27, 90 s allowed) and the install and transfers around each (25 s) they fit the
-    # 15-minute window.
-    calls = [(("benchmark_compiled", "warm_start", "throughput"), 370), (("quantized",), 150),
-             (("backends", "faults", "app"), 190)]
-    assert all(sum(budget[name] for name in names) <= total for names, total in calls)
-    assert 90 + sum(total + 25 for _, total in calls) <= 15 * 60
-    assert len({step.name for step in STEPS}) == len(STEPS)
+    assert len(set(names)) == len(STEPS)
+    listed = subprocess.run([sys.executable, "-m", "genimg.bench.gpu_check", "--list"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split()
+    assert listed[::2] == names and listed[1::2] == [str(step.budget_s) for step in STEPS]
 
 
 def test_a_step_is_one_function_in_the_list_and_a_crash_is_a_failed_report(tmp_path, monkeypatch):
@@ -37,7 +33,7 @@ def test_a_step_is_one_function_in_the_list_and_a_crash_is_a_failed_report(tmp_p
     monkeypatch.setattr(gpu_check, "STEPS", [Step("planted", lambda check: {"passed": True, "rows": [
         {"thing": "x", "passed": True}]}, 1), Step("broken", broken, 1)])
     monkeypatch.setenv("GENIMG_GPU_CHECK_TINY", "1")
-    assert main(["--out", str(tmp_path)]) == 1
+    assert main(["--out", str(tmp_path), "--step", "planted", "broken"]) == 1  # in this process, one after another
     assert json.loads((tmp_path / "planted.json").read_text())["passed"] is True
     broken_report = json.loads((tmp_path / "broken.json").read_text())
     assert broken_report["passed"] is False and "planted" in broken_report["failures"][0]
@@ -50,7 +46,44 @@ def test_a_rerun_names_its_steps_and_an_unknown_step_is_refused_before_anything_
     finished = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), str(tmp_path)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
     assert finished.returncode == 2 and "no such step: nope" in finished.stdout
+    assert main(["--out", str(tmp_path), "--only", "app", "nope"]) == 2  # the module itself, the same refusal
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_step_past_its_limit_is_stopped_and_reported_and_the_next_still_runs(tmp_path, monkeypatch):
+    """The runner's own limits: a step that overruns gets SIGTERM, a failed report saying it ran out of time, and the
+    check goes on; one that would start after the check's total is reported as not run."""
+    monkeypatch.setattr(gpu_check, "STEPS", [Step("app", None, 1), Step("faults", None, 30), Step("backends", None, 1)])
+    monkeypatch.setenv("GENIMG_GPU_CHECK_TOTAL_S", "3")
+    started = []
+
+    def slow_child(step, out, env, limit_s, log):
+        started.append((step.name, round(limit_s)))
+        if step.name == "faults":
+            import time
+
+            time.sleep(limit_s)  # the whole rest of the check's total
+            return None  # what run_in_own_process returns for a step it stopped
+        return 0
+
+    monkeypatch.setattr(gpu_check, "run_in_own_process", slow_child)
+    assert gpu_check.run_check(tmp_path) == 1
+    assert [name for name, _ in started] == ["app", "faults"] and started[1][1] <= 3  # capped by the total
+    for name in ("faults", "backends"):
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        assert report["passed"] is False and "ran out of its time limit" in report["failures"][0]
+    assert "## faults: FAILED" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_child_process_past_its_limit_is_stopped(tmp_path):
+    import time
+
+    with (tmp_path / "log").open("w") as log:
+        started = time.perf_counter()
+        code = gpu_check.run_in_own_process(Step("app", None, 1), tmp_path, {**os.environ, "GENIMG_GPU_CHECK_TINY": "1",
+                                            "PYTHONPATH": str(ROOT), "GENIMG_GPU_CHECK_WORKDIR": str(tmp_path)},
+                                            0.5, log)
+    assert code is None and time.perf_counter() - started < 30  # stopped, not waited for
 
 
 def test_a_step_that_ran_out_of_time_is_reported_as_failed(tmp_path):
@@ -96,7 +129,7 @@ def run_check(out: Path, steps: str, **env) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_a_second_run_loads_the_first_runs_compile_cache_and_its_first_call_is_warm(tmp_path):
-    """The compile cache's round trip, as two device calls make it: the first run compiles cold and saves its
+    """The compile cache's round trip between two runs: the first compiles cold and saves its
     artefacts beside its reports; a second run (a fresh process with an empty inductor cache, as a fresh GPU machine
     has) loads them and every compiled graph is a cache hit."""
     cold, warm = tmp_path / "cold", tmp_path / "warm"

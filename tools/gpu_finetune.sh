@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Second GPU call: continue the latent UNet from the shipped weights, re-distil it, retrain GAN and VAE.
+# After tools/gpu_train.sh: continue the latent UNet from the shipped weights, re-distil it, retrain GAN and VAE.
 # Needs .whl/ (diffusers wheel) and .devdata/ from `python tools/pack_device_data.py --init assets/models/latent`.
 # Usage: bash tools/gpu_finetune.sh OUT_DIR SCALE   (SCALE multiplies every stage's time budget)
 set -u

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains every embedded model on a GPU in one call (see docs/training.md). Expects, carried beside the repo:
+# Trains every embedded model on a GPU in one run (see docs/training.md). Expects, beside the checkout:
 # .whl/ (diffusers wheel), .devdata/minilm (MiniLM in fp16) and .devdata/emoji64.npz (the rendered dataset).
 # Two tracks share the GPU: latent (autoencoder -> unet -> tiny decoder -> distill) and gan -> vae -> judge.
 # Usage: bash tools/gpu_train.sh OUT_DIR SCALE   (SCALE multiplies every stage's time budget)
@@ -25,4 +25,4 @@ ${PYTHON:-python3} -c "from genimg.train.common import *; from genimg.train.data
 ) > "$out/small.log" 2>&1 &
 wait
 grep -h '^{"stage"' "$out"/*.log
-tar cf - assets/models | split -b 15M - "$out/models.tar."  # the device returns files of at most 16 MiB
+tar cf - assets/models | split -b 15M - "$out/models.tar."  # pieces a remote machine can return (tools/gpu_stage.sh)

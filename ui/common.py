@@ -19,6 +19,9 @@ QUANTIZE_CHOICES = ["none", "int8", "fp8"]  # int8: CPU and CUDA; fp8: CUDA with
 # Classifier-free guidance on the first fraction of the steps only (guided backends): fewer UNet passes.
 GUIDANCE_CUTOFF_CHOICES = [("every step", 1.0), ("first half of the steps", 0.5), ("first quarter", 0.25)]
 OFF = "off"  # a Compare configuration left out
+# Every tab draws 128 px by default (the 2x upscaler after the embedded models); the models' own 64 px is one click
+# away. The one-image API (/generate_one, POST /v1/image), genimg.load and the CLI keep upscale off by default.
+UPSCALE_INFO = "on: the 2x upscaler sharpens the 64 px drawing (a few ms); off: the model's own 64 px"
 
 try:  # On a Hugging Face ZeroGPU Space the GPU is attached only inside functions decorated with spaces.GPU.
     import spaces
@@ -53,6 +56,12 @@ def client_gone() -> bool:
     queue, but cannot stop a function already running in a thread; checking between steps frees the slot early."""
     in_queue, event = current_event()
     return in_queue and (event is None or not event.alive)
+
+
+def stop_if_client_gone() -> None:
+    """Raises gr.Error when the client of the running event left (see client_gone): a wait it no longer needs ends."""
+    if client_gone():
+        raise gr.Error("Stopped: the client disconnected.")
 
 
 def queue_wait_ms() -> float | None:
@@ -113,3 +122,12 @@ def pruned_models_present() -> bool:
     import genimg.assets
 
     return any((genimg.assets.ASSETS / name).is_dir() for name in ("gan-pruned", "latent-pruned"))
+
+
+def embedded_upscale(upscale, model) -> tuple[bool, str]:
+    """The page's "Upscale 2x" is on by default and sharpens the embedded models' 64 px drawings; a model= pipeline
+    draws at its own resolution, so it is not upscaled and the report says so: (upscale to use, that note or "")."""
+    if upscale and (model or "").strip():
+        return False, ("\n\n_Upscale 2x is for the embedded 64 px models: the diffusers model drew at its own "
+                       "resolution._")
+    return bool(upscale), ""

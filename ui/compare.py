@@ -14,13 +14,13 @@ from genimg.options import MAX_SEED, MAX_STEPS, PRECISIONS, resolve_device
 from genimg.serve import report
 from genimg.serve.reproduce import reproduce_compare
 from ui.common import (BACKEND_CHOICES, ENGINE_CHOICES, GUIDANCE_CUTOFF_CHOICES, OFF, QUANTIZE_CHOICES,
-                       SCHEDULER_CHOICES, gpu, number_input, pruned_models_present, user_errors)
+                       SCHEDULER_CHOICES, UPSCALE_INFO, gpu, number_input, pruned_models_present, user_errors)
 from ui.generation import load_generator, match_scores, run_generation
 
 # Timed runs per Compare configuration (after a warm-up run, reported apart): median and p90 need a few.
 DEFAULT_REPEATS, MAX_REPEATS = 5, 20
 # Default comparison (also the /compare API defaults): the teacher, its distilled student, the student with the
-# tiny decoder, the one-pass GAN.
+# tiny decoder, the one-pass GAN; each upscaled 2x (128 px), as every tab draws by default.
 COMPARE_DEFAULTS = [("latent", 20, False), ("latent-lcm", 4, False), ("latent-lcm", 2, True), ("gan", 1, False)]
 # The "64 vs 128 px" preset: each model at its own 64 px, then the same with the 2x upscaler (backend, steps, tiny
 # decoder, upscale): the sharpness and what it costs, side by side.
@@ -67,10 +67,11 @@ def compare(prompt: str, seed: int = 0,
             engine_3: str = "torch", quantize_3: str = "none", engine_4: str = "torch", quantize_4: str = "none",
             pruned_1: bool = False, pruned_2: bool = False, pruned_3: bool = False, pruned_4: bool = False,
             guidance_cutoff_1: float = 1.0, guidance_cutoff_2: float = 1.0, guidance_cutoff_3: float = 1.0,
-            guidance_cutoff_4: float = 1.0, upscale_1: bool = False, upscale_2: bool = False,
-            upscale_3: bool = False, upscale_4: bool = False, progress=gr.Progress()):
+            guidance_cutoff_4: float = 1.0, upscale_1: bool = True, upscale_2: bool = True,
+            upscale_3: bool = True, upscale_4: bool = True, progress=gr.Progress()):
     """Run 2-4 configurations on the same prompt and seed, first one as baseline: each one's first call (warm-up)
-    is timed apart, then ``repeats`` timed runs give the median and p90 per stage.
+    is timed apart, then ``repeats`` timed runs give the median and p90 per stage. ``upscale_N`` (on, as on the
+    page): 128 px from the 2x upscaler; False: the model's own 64 px.
 
     Returns the captioned images, the chart of every run's latency, the results table, the CSV + JSON downloads
     and the code that reproduces it.
@@ -146,7 +147,7 @@ def build_compare_tab() -> None:
                 pruned_inputs.append(gr.Checkbox(value=False, label="Pruned (gan, latent)",
                                                  visible=pruned_models_present()))
                 cutoff_inputs.append(gr.Dropdown(GUIDANCE_CUTOFF_CHOICES, value=1.0, label="Guidance on"))
-                upscale_inputs.append(gr.Checkbox(value=False, label="Upscale 2x (128 px)"))
+                upscale_inputs.append(gr.Checkbox(value=True, label="Upscale 2x (128 px)", info=UPSCALE_INFO))
     with gr.Row():
         preset = gr.Button("Preset: 64 vs 128 px (the upscaler)", size="sm", elem_id="compare-upscale-preset")
         families = gr.Button("Preset: the four families on one composition", size="sm",

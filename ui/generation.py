@@ -31,22 +31,33 @@ def checked_model(model) -> str | None:
     return check_model_source(model, allowed_model_folders(ASSETS_FOLDER)) if model else None
 
 
-def load_generator(backend: str, precision: str, model: str = "", scheduler: str = "default",
-                   compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
-                   engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None,
-                   upscale=False, text_engine: str | None = None):
-    """The cached generator for these options, and how long loading took (about 0 when it was cached). On a
-    cluster (``connect_cluster``), a stand-in whose generations run on the cluster's replicas."""
+def generator_options(backend: str, precision: str, model: str = "", scheduler: str = "default",
+                      compile: bool = False, tiny_decoder: bool = False, match_concepts: bool = True,
+                      engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff=None,
+                      upscale=False, text_engine: str | None = None) -> dict:
+    """The UI's options as genimg.load takes them (backend included): what names one cached generator."""
     model = checked_model(model)
-    start = time.perf_counter()
     # The tiny decoder only exists for the latent backends; dropping it elsewhere keeps one cached GAN/VAE, not two.
     tiny_decoder = bool(tiny_decoder) and backend.startswith("latent")
-    options = dict(backend=backend, precision=precision, model=model, compile=bool(compile),
-                   tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
-                   match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
-                   quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
-                   guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff), upscale=upscale_factor(upscale),
-                   text_engine=text_engine)
+    return dict(backend=backend, precision=precision, model=model, compile=bool(compile),
+                tiny_decoder=tiny_decoder, scheduler=None if scheduler == "default" else scheduler,
+                match_concepts=None if model else bool(match_concepts), engine=engine or "torch",
+                quantize=None if quantize in (None, "", "none") else quantize, pruned=pruned,
+                guidance_cutoff=guidance_cutoff_or_none(guidance_cutoff), upscale=upscale_factor(upscale),
+                text_engine=text_engine)
+
+
+def configuration_key(*args, **kwargs) -> tuple:
+    """A hashable name for the generator ``load_generator(*args, **kwargs)`` returns (its options, sorted)."""
+    return tuple(sorted(generator_options(*args, **kwargs).items()))
+
+
+def load_generator(*args, **kwargs):
+    """The cached generator for these options (``generator_options``' arguments), and how long loading took (about
+    0 when it was cached). On a cluster (``connect_cluster``), a stand-in whose generations run on the cluster's
+    replicas."""
+    start = time.perf_counter()
+    options = generator_options(*args, **kwargs)
     if CLUSTER["drawer"] is not None:
         from genimg.serve.remote import RemoteGenerator
 

@@ -276,8 +276,8 @@ COMPILE_CACHE_ENV = "GENIMG_COMPILE_CACHE"
 COMMITTED_COMPILE_CACHE = Path(__file__).resolve().parents[2] / "assets" / "bench" / "gpu" / "compile-cache"
 
 
-# Where the compiled steps also keep their caches on the machine itself: $OUT is emptied before each device call, but
-# /tmp survives between calls on a warm machine, so call 2's quantised rows reuse call 1's graphs.
+# Where the compiled steps also keep their caches on the machine itself: a run's output folder may be a fresh one
+# each time, while /tmp stays on the machine, so a later run's quantised rows reuse an earlier run's graphs.
 MACHINE_COMPILE_CACHE = Path("/tmp/genimg-compile-cache")
 
 
@@ -300,7 +300,7 @@ def benchmark_compiled(check: Check) -> dict:
 
 
 def warm_start(check: Check) -> dict:
-    """The compile cache's worth in the same window: a fresh process with an empty inductor cache (as a fresh machine
+    """The compile cache's worth in the same run: a fresh process with an empty inductor cache (as a fresh machine
     has) loads what benchmark_compiled just saved and times SD-Turbo's first compiled image (load + first call), the
     figure the next run starts from. Fails if there was nothing to load or a compiled graph missed the cache."""
     if not list(check.out.glob("benchmark_compiled.[0-9][0-9].bin")):

@@ -69,6 +69,9 @@ class ServingLimits:
     # fails alone); "gradio": the event's own batch=True (Gradio hands the function a list; one bad request fails
     # the batch it came in). docs/serving.md compares the two.
     batching: str = "genimg"
+    # GENIMG_WARM_START: once the app is up, prepare its tabs' default configurations in the background (1), or load
+    # each on its first request (0; the tests run so).
+    warm_start: bool = True
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServingLimits":
@@ -80,6 +83,11 @@ class ServingLimits:
             if batching not in BATCHING:
                 raise InvalidRequest(f"GENIMG_BATCHING={batching!r}: choose one of {', '.join(BATCHING)}.")
             values["batching"] = batching
+        warm_start = environ.get("GENIMG_WARM_START", "").strip()
+        if warm_start:
+            if warm_start not in ("0", "1"):
+                raise InvalidRequest(f"GENIMG_WARM_START={warm_start!r}: choose 1 (on) or 0 (off).")
+            values["warm_start"] = warm_start == "1"
         return cls(**values)
 
     def gpu_duration_s(self, configurations: int = 1) -> int:

@@ -210,16 +210,31 @@ def json_table(path: Path) -> str:
 FEATURED_BENCH = "cpu-race"
 # Sections of a benchmark report that stay in the full tables, never in the summary.
 DETAIL_SECTIONS = ("## Notes from the generators",)
-# Findings shown first in the summary: against the peers, before the sweep's own targets.
+# Findings shown first in the summary: against the peers.
 FIRST_SECTIONS = ("## Engines and quantisation",)
+
+
+def without_goals(blocks: list[str]) -> list[str]:
+    """A report's Markdown blocks without the goals older reports measured themselves against: their "## Targets"
+    section and "Targets:" lists (each line a threshold, "hit" or "missed"). The figures are in the tables."""
+    kept, in_targets_section, after_targets_line = [], False, False
+    for block in blocks:
+        first = block.lstrip().splitlines()[0].strip()
+        if first.startswith("## "):
+            in_targets_section = first == "## Targets"
+        list_of_targets = after_targets_line and first.startswith("- ")
+        after_targets_line = first == "Targets:"
+        if not (in_targets_section or after_targets_line or list_of_targets):
+            kept.append(block)
+    return kept
 
 
 def split_bench_markdown(markdown: str) -> tuple[str, str]:
     """A ``python -m genimg bench`` report -> (summary, tables). The summary keeps the command, the machine line and
-    every list of findings (which engine wins, targets); the tables, method notes and generator notes go to the
-    second part. The report's own title is dropped (the page has one)."""
+    every list of findings (which engine wins); the tables, method notes and generator notes go to the second part.
+    The report's own title and any goals it was held to (``without_goals``) are dropped."""
     header, findings_by_section, details, section = [], {}, [], ""
-    blocks = [block for block in markdown.strip().split("\n\n") if block.strip()]
+    blocks = without_goals([block for block in markdown.strip().split("\n\n") if block.strip()])
     for index, block in enumerate(blocks):
         first = block.lstrip().splitlines()[0]
         if first.startswith("# "):
