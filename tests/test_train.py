@@ -132,3 +132,27 @@ def test_distillation_draws_its_teacher_captions_by_the_training_weights():
     weighted = bank.weighted([1.0, 0.0, 1.0])  # emoji 1 (captions 2-4) never
     drawn = draw_captions(weighted, 3, torch.Generator().manual_seed(0)).tolist()
     assert sorted(drawn) == [0, 1, 5]
+
+
+def test_a_signal_stops_a_run_after_its_step_with_its_checkpoint_saved(tmp_path):
+    import json
+    import os
+    import signal
+
+    from accelerate import Accelerator
+
+    from genimg.train.common import train_loop
+
+    run_config = config(tmp_path, steps=1000, checkpoint_every=500)
+    done = []
+
+    def step(index):
+        done.append(index)
+        if index == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a scheduler ending the job would
+        return {"loss": 1.0}
+
+    summary = train_loop(Accelerator(), run_config, step, "signal")
+    assert done == [0, 1, 2] and summary["steps"] == 3 and summary["stopped_by"] == "SIGTERM"
+    assert json.loads((checkpoint_dir(run_config, "signal") / "progress.json").read_text()) == {"step": 3}
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the default again after the run

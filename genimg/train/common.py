@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,8 +181,30 @@ def checkpoint_dir(config: TrainConfig, stage: str) -> Path:
     return cache_dir() / "checkpoints" / Path(config.out_dir).resolve().name / stage
 
 
+@contextmanager
+def stop_on_signal():
+    """Ctrl-C or SIGTERM during a run asks it to stop after the current step (checkpoint and weights saved, as when
+    its time budget ends) instead of killing it: a leg cut short keeps its steps. Yields a dict whose "signal" is set
+    to the signal's name once one came."""
+    asked: dict = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def handler(number, frame):
+        asked["signal"] = signal.Signals(number).name
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
 def train_loop(accelerator: Accelerator, config: TrainConfig, step_fn, stage: str) -> dict:
-    """Runs ``step_fn(step) -> dict of floats`` until the step or time budget is spent; checkpoints and resumes."""
+    """Runs ``step_fn(step) -> dict of floats`` until the step or time budget is spent or a signal asks it to stop
+    (see ``stop_on_signal``); checkpoints and resumes."""
     checkpoint = checkpoint_dir(config, stage)
     start_step = 0
     if config.resume and (checkpoint / "progress.json").exists():
@@ -187,18 +212,22 @@ def train_loop(accelerator: Accelerator, config: TrainConfig, step_fn, stage: st
         start_step = json.loads((checkpoint / "progress.json").read_text())["step"]
     started, logs, step = time.perf_counter(), {}, start_step
     bar = tqdm(range(start_step, config.steps), desc=f"train {stage}", disable=not accelerator.is_main_process)
-    for step in bar:
-        logs = step_fn(step)
-        if step % 25 == 0:
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
-        done = config.seconds is not None and time.perf_counter() - started > config.seconds
-        if (step + 1) % config.checkpoint_every == 0 or done or step + 1 == config.steps:
-            save_checkpoint(accelerator, checkpoint, step + 1)
-        if done:
-            break
+    with stop_on_signal() as asked:
+        for step in bar:
+            logs = step_fn(step)
+            if step % 25 == 0:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+            done = (config.seconds is not None and time.perf_counter() - started > config.seconds) or asked["signal"]
+            if (step + 1) % config.checkpoint_every == 0 or done or step + 1 == config.steps:
+                save_checkpoint(accelerator, checkpoint, step + 1)
+            if done:
+                break
     bar.close()
-    return {"steps": step + 1, "seconds": round(time.perf_counter() - started, 1), "last": logs,
-            "config": asdict(config), "hardware": hardware_name()}
+    summary = {"steps": step + 1, "seconds": round(time.perf_counter() - started, 1), "last": logs,
+               "config": asdict(config), "hardware": hardware_name()}
+    if asked["signal"]:
+        summary["stopped_by"] = asked["signal"]
+    return summary
 
 
 def save_checkpoint(accelerator: Accelerator, checkpoint: Path, step: int) -> None:
