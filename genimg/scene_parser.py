@@ -16,12 +16,14 @@ from genimg.colours import COLOURS
 from genimg.scene import MAX_COUNT, NUMBER_WORDS, Scene, SceneObject
 
 # Relation words (whole words): the relation of the phrase before to the one after. Where they are, the prompt splits
-# there; a plain "and"/"with"/"next to" only where there is none ("a smiling face with sunglasses left of a dog").
+# there; a plain "and"/"next to" only where there is none, and only between two named things: "with" describes one
+# thing more often than it adds a second ("a cake with candles", "an elephant with big ears"), and "a black and white
+# football" is one football.
 _RELATIONS = {"to the left of": "left of", "on the left of": "left of", "left of": "left of",
               "to the right of": "right of", "on the right of": "right of", "right of": "right of",
               "on top of": "above", "above": "above", "over": "above", "below": "below", "underneath": "below",
               "beneath": "below", "under": "below"}
-_JOINTS = ("next to", "beside", "and", "with")
+_JOINTS = ("next to", "beside", "and")
 
 
 def _alternation(phrases) -> re.Pattern:
@@ -38,7 +40,9 @@ _TOO_MANY = {"five", "six", "seven", "eight", "nine", "ten", "many", "several", 
 _COLOUR_WORDS = {**{c: c for c in COLOURS}, "violet": "purple", "magenta": "pink", "crimson": "red",
                  "scarlet": "red", "navy": "blue", "lime": "green"}
 _OTHER_COLOURS = {"black", "white", "grey", "gray", "brown", "gold", "golden", "silver", "cyan", "teal", "beige"}
-_SMALL = {"small", "tiny", "little"}
+_SMALL = {"small", "tiny"}  # not "little": "a cozy little house" is a house
+_ATTRIBUTE_WORDS = frozenset({*_COLOUR_WORDS, *_OTHER_COLOURS, *_SMALL, *NUMBER_WORDS.values(), "a", "an", "the",
+                              "one", "pair", "couple", "of", *(str(n) for n in range(10))})
 _FILLER = re.compile(r"^(?:(?:a|an) (?:photo|picture|image|drawing|emoji) of |draw |show me )+")
 # A matched caption this near, naming the words typed, is an emoji's own name ("red apple", "fork and knife").
 EXACT_NAME = 0.97
@@ -99,11 +103,17 @@ def _normalised(prompt: str) -> str:
     return _FILLER.sub("", text)
 
 
+def _names_a_thing(text: str) -> bool:
+    """Whether words are left once articles, counts, colours and sizes are taken out ("a black" names nothing)."""
+    return any(word not in _ATTRIBUTE_WORDS for word in text.split())
+
+
 def _split_at(pattern: re.Pattern, text: str):
-    """(before, the words matched, after) at the first match with words on both sides; None where there is none."""
+    """(before, the words matched, after) at the first match with a named thing on both sides; None where there is
+    none."""
     for found in pattern.finditer(text):
         before, after = text[:found.start()].strip(), text[found.end():].strip()
-        if before and after:
+        if _names_a_thing(before) and _names_a_thing(after):
             return before, found.group(0), after
     return None
 
@@ -134,7 +144,7 @@ def is_compositional(prompt: str) -> bool:
 
 _SCENE_WORDS = frozenset({*_COLOUR_WORDS, *_OTHER_COLOURS, *_SMALL, *NUMBER_WORDS.values(), *_TOO_MANY, "pair",
                           "couple", "left", "right", "above", "over", "below", "under", "beneath", "underneath",
-                          "top", "next", "beside", "and", "with"})
+                          "top", "next", "beside", "and"})
 Matcher = Callable[[list[str]], list]  # texts -> their ConceptMatch (genimg.concepts), in order
 
 
@@ -165,7 +175,9 @@ def parse(prompt: str, match: Matcher, own_colours: Callable[[str], list] = lamb
         objects, more = _one_kind_counted(objects)
         unplaced.extend(more)
         return Scene.related(objects[0], relation, objects[1], unplaced, matched)
-    return Scene((objects[0],), None, tuple(unplaced), tuple(matched))
+    scene = Scene((objects[0],), None, tuple(unplaced), tuple(matched))
+    # One plain thing ("a black and white football", "a yellow banana"): the whole prompt's nearest emoji, as before.
+    return None if scene.is_single_emoji else scene
 
 
 def _one_kind_counted(objects: list[SceneObject]) -> tuple[list[SceneObject], list[str]]:

@@ -64,6 +64,7 @@ def test_the_parser_reads_colours_counts_sizes_and_relations():
 
 def test_a_colour_that_is_part_of_a_name_stays_in_the_name():
     assert caption("a red apple") is None  # the whole prompt names an emoji: concept matching alone
+    assert caption("one rocket") is None
     assert caption("a blue apple") == "a blue red apple"  # "apple" snaps to red apple, recoloured
 
 
@@ -74,6 +75,9 @@ def test_prompts_without_scene_words_are_not_parsed():
     assert not is_compositional("a slice of pizza")
     assert caption("fork and knife") is None  # "and" inside an emoji's own name
     assert caption("two") is None and caption("a blue") is None  # no object named: the nearest emoji, as before
+    # "with" describes one thing; "black and white" names none on one side of "and"
+    assert caption("a birthday cake with candles") is None
+    assert caption("a black and white football") is None
 
 
 def test_what_cannot_be_drawn_is_reported_not_dropped_silently():

@@ -163,10 +163,8 @@ class BaseGenerator:
 
         scene = parse(match.prompt, lambda texts: self.concepts.match(texts, self.text.sentence_embeddings(texts)[0]),
                       lambda name: self.concepts.own_colours.get(name, ()))
-        if scene is None:
+        if scene is None:  # one plain thing: the whole prompt's nearest emoji
             return match
-        if scene.is_single_emoji and not scene.unplaced:  # "a yellow banana", "one rocket": the emoji alone
-            return dataclasses.replace(match, concept=scene.objects[0].name)
         similarity = min((similarity for _, similarity in scene.matched), default=match.similarity)
         return dataclasses.replace(match, concept=scene.caption(), caption=scene.caption(), similarity=similarity,
                                    ambiguous_with=(), scene=scene)

@@ -83,6 +83,8 @@ def to_markdown(report: dict) -> str:
              f"seed {report['seed']}, {report['precision']}; {report['hardware']}, load average "
              f"{report['load_average'][0][0]:.1f} -> {report['load_average'][1][0]:.1f}. Each image right or wrong by "
              "rule (`genimg.evaluate.composition`); `oracle` is the scenes rendered from the font.", "",
+             f"Made by `python -m genimg evaluate --composition --images-per-prompt {report['images_per_prompt']} "
+             f"--seed {report['seed']}`.", "",
              header, "|---|---:|" + "---:|" * (len(TASKS) + 1)]
     for row in report["rows"]:
         ms = f"{row['ms_per_image']:.1f}" if row.get("ms_per_image") else "-"
