@@ -1,5 +1,6 @@
 """Every training script runs end to end on the procedural stand-in and writes loadable diffusers folders."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,25 +135,36 @@ def test_distillation_draws_its_teacher_captions_by_the_training_weights():
     assert sorted(drawn) == [0, 1, 5]
 
 
+SIGNALLED_RUN = """
+import json, os, signal, sys
+from accelerate import Accelerator
+from genimg.train import TrainConfig
+from genimg.train.common import train_loop
+config = TrainConfig(out_dir=sys.argv[1], dataset="procedural", steps=1000, batch_size=8, checkpoint_every=500)
+done = []
+def step(index):
+    done.append(index)
+    if index == 2:
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a job scheduler ending the run would
+    return {"loss": 1.0}
+summary = train_loop(Accelerator(), config, step, "signal")
+print(json.dumps({"done": done, "steps": summary["steps"], "stopped_by": summary.get("stopped_by"),
+                  "default_again": signal.getsignal(signal.SIGTERM) is signal.SIG_DFL}))
+"""
+
+
 def test_a_signal_stops_a_run_after_its_step_with_its_checkpoint_saved(tmp_path):
+    """In a process of its own: a real SIGTERM, as a scheduler sends it, not one to the test runner."""
     import json
     import os
-    import signal
+    import subprocess
+    import sys
 
-    from accelerate import Accelerator
-
-    from genimg.train.common import train_loop
-
-    run_config = config(tmp_path, steps=1000, checkpoint_every=500)
-    done = []
-
-    def step(index):
-        done.append(index)
-        if index == 2:
-            os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a scheduler ending the job would
-        return {"loss": 1.0}
-
-    summary = train_loop(Accelerator(), run_config, step, "signal")
-    assert done == [0, 1, 2] and summary["steps"] == 3 and summary["stopped_by"] == "SIGTERM"
-    assert json.loads((checkpoint_dir(run_config, "signal") / "progress.json").read_text()) == {"step": 3}
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the default again after the run
+    env = {**os.environ, "GENIMG_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_RUN, str(tmp_path / "out")], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"done": [0, 1, 2], "steps": 3, "stopped_by": "SIGTERM", "default_again": True}
+    progress = tmp_path / "cache" / "checkpoints" / "out" / "signal" / "progress.json"
+    assert json.loads(progress.read_text()) == {"step": 3}
