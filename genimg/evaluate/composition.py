@@ -19,7 +19,6 @@ Nothing here is the judge: best-of-N selects by the judge, so the rules grade it
 """
 from __future__ import annotations
 
-import itertools
 import random
 import time
 from dataclasses import dataclass
@@ -209,11 +208,6 @@ def score(prompts: list[CompositionPrompt], images: list[list[np.ndarray]], clas
         by_task[prompt.task].extend(hits)
     tasks = {task: float(np.mean(hits)) for task, hits in by_task.items() if hits}
     return {"tasks": tasks, "overall": float(np.mean(list(tasks.values()))), "per_prompt": per_prompt}
-
-
-def grouped(items, size):
-    iterator = iter(items)
-    return iter(lambda: list(itertools.islice(iterator, size)), [])
 
 
 def timed_generations(generator, prompts: list[CompositionPrompt], images_per_prompt: int, seed: int, **kwargs):

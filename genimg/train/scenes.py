@@ -23,7 +23,7 @@ from PIL import Image, ImageFont
 from tqdm import tqdm
 
 from genimg.colours import COLOURS, HUES, colour_shares, hsv_to_rgb, rgb_to_hsv
-from genimg.scene import NUMBER_WORDS, Scene, SceneObject, plural
+from genimg.scene import Scene, SceneObject, plural
 from genimg.train.data import (_BITMAP_SIZE, IMAGE_SIZE, EmojiDataset, _render, cache_dir, find_font,
                                skin_tone_family)
 
@@ -284,5 +284,3 @@ def load_scenes(dataset: EmojiDataset, count: int = DEFAULT_SCENES, seed: int = 
     np.savez_compressed(path, images=scenes.images, meta=np.array(meta))
     return scenes
 
-
-__all__ = ["EVAL_OBJECTS", "HELD_OUT", "HeldOut", "NUMBER_WORDS", "load_scenes", "recolour", "render_scenes"]
