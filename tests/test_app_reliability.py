@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import genimg
 
 pytestmark = pytest.mark.slow
 JOIN_S = 300  # a hang guard, never a speed target
@@ -196,8 +195,8 @@ def test_a_full_queue_tells_the_client_the_server_is_busy(app_module):
 
     demo, url = launch(app_module, queue_size=1)
     client = Client(url, verbose=False)
-    device = genimg.load("gan", precision="fp32", compile=False, tiny_decoder=False, scheduler=None,
-                         match_concepts=True)  # the generator the app loads
+    # The generator the app loads for REQUEST, with the page's defaults (the 2x upscaler on): the app's own loader.
+    device, _ = app_module.load_generator("gan", "fp32", upscale=True)
     client.predict(**REQUEST, api_name="/generate")  # loaded and warmed up
     jobs, refused = [], []
     with device.lock:  # the device is busy: requests wait until the queue holds queue_size of them
