@@ -7,6 +7,7 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
 from genimg.accel.prune import PRUNED_GAN_CHANNELS, PRUNED_UNET_CHANNELS
+from genimg.errors import InvalidRequest
 from genimg.models.cvae import TextConditionalVAE
 from genimg.models.gan import TextConditionalGenerator
 from genimg.models.judge import Judge
@@ -72,6 +73,10 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     resumed = run("gan", config(tmp_path / "gan", steps=4, resume=True, balance="sqrt-family"))
     assert first["steps"] == 2 and resumed["steps"] == 4
     assert json.loads(progress.read_text())["step"] == 4
+    weights = (tmp_path / "gan" / "diffusion_pytorch_model.safetensors").read_bytes()
+    with pytest.raises(InvalidRequest, match="at step 4 and 4 steps were asked for"):  # nothing left to train
+        run("gan", config(tmp_path / "gan", steps=4, resume=True, balance="sqrt-family"))
+    assert (tmp_path / "gan" / "diffusion_pytorch_model.safetensors").read_bytes() == weights
 
 
 @pytest.mark.slow

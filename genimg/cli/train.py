@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from genimg.errors import GenimgError
 from genimg.train import DEFAULT_TEACHERS, LATENT_STAGES, TRAINERS, TrainConfig, run
 
 
@@ -42,7 +44,11 @@ def main(args: argparse.Namespace) -> int:
                              teacher=args.teacher or DEFAULT_TEACHERS.get(stage),
                              init_from=args.init_from, balance=args.balance, scenes=args.scenes,
                              distill_pairs=args.pairs)
-        summary = run(stage, config)
+        try:
+            summary = run(stage, config)
+        except GenimgError as error:
+            print(f"genimg train {stage}: {error}", file=sys.stderr)
+            return 2
         print(json.dumps({"stage": stage, "steps": summary["steps"], "seconds": summary["seconds"],
                           "last": summary["last"]}))
     return 0

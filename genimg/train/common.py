@@ -16,6 +16,7 @@ from accelerate.utils import set_seed
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from genimg.errors import InvalidRequest
 from genimg.text import CONTEXT_TOKENS, TextEncoder
 from genimg.train.captions import cached_name_neighbours, captions_fingerprint, generator_captions
 from genimg.train.data import EmojiDataset, cache_dir, load_dataset, sampling_weights
@@ -210,11 +211,15 @@ def train_loop(accelerator: Accelerator, config: TrainConfig, step_fn, stage: st
     if config.resume and (checkpoint / "progress.json").exists():
         accelerator.load_state(str(checkpoint))
         start_step = json.loads((checkpoint / "progress.json").read_text())["step"]
-    started, logs, step = time.perf_counter(), {}, start_step
+    if start_step >= config.steps:
+        raise InvalidRequest(f"The checkpoint in {checkpoint} is at step {start_step} and {config.steps} steps were "
+                             "asked for: nothing to train. Ask for more steps (--steps) to continue it.")
+    started, logs, completed = time.perf_counter(), {}, start_step
     bar = tqdm(range(start_step, config.steps), desc=f"train {stage}", disable=not accelerator.is_main_process)
     with stop_on_signal() as asked:
         for step in bar:
             logs = step_fn(step)
+            completed = step + 1
             if step % 25 == 0:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
             done = (config.seconds is not None and time.perf_counter() - started > config.seconds) or asked["signal"]
@@ -223,7 +228,7 @@ def train_loop(accelerator: Accelerator, config: TrainConfig, step_fn, stage: st
             if done:
                 break
     bar.close()
-    summary = {"steps": step + 1, "seconds": round(time.perf_counter() - started, 1), "last": logs,
+    summary = {"steps": completed, "seconds": round(time.perf_counter() - started, 1), "last": logs,
                "config": asdict(config), "hardware": hardware_name()}
     if asked["signal"]:
         summary["stopped_by"] = asked["signal"]
