@@ -59,13 +59,13 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
              seed: int = 0, model: str = "", scheduler: str = "default", compile: bool = False,
              tiny_decoder: bool = False, match_concepts: bool = True, negative_prompt: str = "",
              engine: str = "torch", quantize: str = "none", pruned: bool = False, guidance_cutoff: float = 1.0,
-             upscale: bool = True, best_of: int = 1, progress=gr.Progress()):
+             upscale: bool = True, best_of: int = 1, layout: bool = True, progress=gr.Progress()):
     """Generate a batch; returns the images (captioned with their match score) and the latency report.
     ``negative_prompt``: steers guided models (the teacher, model= pipelines); others ignore it and say so.
     ``guidance_cutoff``: guidance on that fraction of the steps only (1 = every step). ``upscale`` (on, as on the
     page): end an embedded model with the 2x upscaler (128 px images; its time is the stage "upscale"); False gives
     the model's own 64 px. ``best_of``: candidates drawn per image, the judge keeps the best (the latency is the whole
-    cost)."""
+    cost). ``layout``: a scene of several objects is drawn object by object and arranged (False: in one go)."""
     queued_ms, started = queue_wait_ms(), time.perf_counter()
     upscale, own_size = embedded_upscale(upscale, model)
     with user_errors():
@@ -89,7 +89,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         # That first call warmed this configuration up; else a model loaded by this request gets one untimed run.
         warm_up = load_s > LOADED_NOW_S and not first_call_now
         result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
-                                negative_prompt=negative_prompt, best_of=best_of)
+                                negative_prompt=negative_prompt, best_of=best_of, layout=layout)
         progress(1, desc="scoring prompt match")
         scores = match_scores(result.images, result.info["prompt"])
         # Against the same configuration without any of them: plain torch, no compile, no quantisation.
@@ -107,7 +107,8 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
                                        compile=bool(compile), tiny_decoder=bool(tiny_decoder),
                                        match_concepts=bool(match_concepts), negative_prompt=negative_prompt,
                                        engine=engine, quantize=quantize, pruned=bool(pruned),
-                                       guidance_cutoff=guidance_cutoff, upscale=bool(upscale), best_of=best_of))
+                                       guidance_cutoff=guidance_cutoff, upscale=bool(upscale), best_of=best_of,
+                                       layout=bool(layout)))
     break_even_text = f"\n\n{break_even.markdown(' + '.join(costly))}" if break_even else ""
     return gallery, text + own_size + break_even_text + "\n" + code
 
@@ -226,6 +227,9 @@ def build_generate_tab() -> None:
                 best_of = number_input(gr.Slider(1, MAX_BEST_OF, value=1, step=1, label="Best of",
                                                  info="candidates per image; the judge keeps the best (embedded models)",
                                                  elem_id="best-of"))
+                layout = gr.Checkbox(value=True, label="Layout", elem_id="layout",
+                                     info="a scene of several objects: each drawn alone, then arranged as the prompt "
+                                          "says; off: the model draws it in one go")
             button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             gr.Examples([[text] for text in EXAMPLE_PROMPTS], inputs=[prompt], cache_examples=False)
         with gr.Column(scale=3):
@@ -233,7 +237,7 @@ def build_generate_tab() -> None:
                                  elem_id="gallery", elem_classes="pixelated")
             latency = gr.Markdown("Latency appears here after a generation.", label="Latency", elem_id="latency")
     inputs = [prompt, backend, steps, batch_size, precision, seed, model, scheduler, compile_, tiny_decoder,
-              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff, upscale, best_of]
+              match_concepts, negative_prompt, engine, quantize, pruned, guidance_cutoff, upscale, best_of, layout]
     gr.on([button.click, prompt.submit], generate, inputs, [gallery, latency], api_name="generate",
           concurrency_id="models")
 

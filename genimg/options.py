@@ -207,6 +207,12 @@ def clean_negative_prompt(negative_prompt) -> str | None:
         raise InvalidRequest(f"Negative prompt: {error}") from error
 
 
+def _checked_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def _int_in_range(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InvalidRequest(f"{name} must be a whole number, got {value!r}.")
@@ -228,6 +234,9 @@ class Request:
     negative_prompt: str | None = None
     # Candidates drawn per image (in the same batch); the judge keeps the one that fits the prompt best. 1: no choice.
     best_of: int = 1
+    # A prompt's scene of several objects (or a small one): each object drawn alone by the model, then arranged as the
+    # scene says (BaseGenerator._draw_layout). False: the model draws the whole scene itself.
+    layout: bool = True
 
     def validated(self, max_batch_size: int = MAX_BATCH_SIZE) -> "Request":
         """A copy with every field checked; ``max_batch_size``: a generator whose caller raised its limit (the GPU
@@ -246,4 +255,5 @@ class Request:
             guidance=guidance,
             negative_prompt=clean_negative_prompt(self.negative_prompt),
             best_of=_int_in_range("best_of", self.best_of, 1, MAX_BEST_OF),
+            layout=_checked_bool("layout", self.layout),
         )

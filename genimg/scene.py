@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from genimg.colours import COLOURS
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+CANVAS = 64  # pixels: the embedded models' square canvas, which ``layout`` arranges
 MAX_COUNT = 4
 # Relations as the canonical caption says them; "right of" and "below" are stored turned around.
 RELATIONS = {"left of": "to the left of", "above": "above"}
@@ -104,6 +107,11 @@ class Scene:
         return cls((first, second), relation, tuple(unplaced), tuple(matched))
 
     @property
+    def arranged(self) -> bool:
+        """Several objects, or a small one: the objects stand in slots of the canvas (``layout``)."""
+        return len(copies(self)) > 1 or self.objects[0].small
+
+    @property
     def is_single_emoji(self) -> bool:
         """A plain emoji: what the models drew before scenes (concept matching alone, today's speed)."""
         only = self.objects[0]
@@ -128,3 +136,36 @@ class Scene:
         if self.unplaced:
             info["unplaced"] = list(self.unplaced)
         return info
+
+
+def copies(scene: Scene) -> list[SceneObject]:
+    """One entry per copy drawn, in the order of ``layout``'s slots."""
+    return [obj for obj in scene.objects for _ in range(obj.count)]
+
+
+def layout(scene: Scene, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """(x, y, size) per copy on the CANVAS: full size for one object, 28-30 px in the halves or quarters of the canvas
+    for more, with a few pixels of jitter that keep every copy whole and apart. The training scenes are drawn with
+    it (``genimg.train.scenes``), and so is a prompt's scene with ``layout=True`` (``BaseGenerator``)."""
+    full = CANVAS
+    if len(scene.objects) == 1 and scene.objects[0].count == 1:
+        if scene.objects[0].small:
+            size = int(rng.integers(28, 37))
+            return [tuple(int(v) for v in rng.integers(4, full - size - 3, 2)) + (size,)]
+        return [(0, 0, full)]
+    half = full // 2
+    size = int(rng.integers(27, 31))
+    jitter = lambda: int(rng.integers(0, half - size + 1))  # noqa: E731
+    count = sum(obj.count for obj in scene.objects)
+    if count == 2:  # two slots, side by side or one above the other
+        along = int(rng.integers(half // 2 - 6, half // 2 + 7))
+        vertical = scene.relation == "above" or (scene.relation is None and rng.random() < 0.5)
+        slots = ([(along, jitter(), size), (along, half + jitter(), size)] if vertical
+                 else [(jitter(), along, size), (half + jitter(), along, size)])
+        # "A and B" says nothing of where each stands: either order.
+        return slots[::-1] if scene.relation is None and rng.random() < 0.5 else slots
+    cells = [(0, 0), (half, 0), (0, half), (half, half)]
+    if count == 3:  # two in one row, one centred in the other
+        top = rng.random() < 0.5
+        cells = [(0, 0 if top else half), (half, 0 if top else half), (half // 2, half if top else 0)]
+    return [(x + jitter(), y + jitter(), size) for x, y in cells]

@@ -40,6 +40,17 @@ def test_generation_options_reach_the_generator(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_scene_is_drawn_object_by_object_unless_no_layout_is_asked(tmp_path):
+    result = run_cli("generate", "three stars", "--backend", "gan", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["layout"]["objects"] == ["star", "star", "star"]
+    itself = run_cli("generate", "three stars", "--backend", "gan", "--no-layout", "--out", str(tmp_path), "--json")
+    assert itself.returncode == 0, itself.stderr
+    record = json.loads(itself.stdout)[0]
+    assert record["layout"] is None and record["drawn_as"]["concept"] == "three stars"
+
+
+@pytest.mark.slow
 def test_upscale_2_writes_128_px_images_and_times_the_upscaler(tmp_path):
     result = run_cli("generate", "rocket", "--backend", "gan", "--upscale", "2", "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr

@@ -31,6 +31,14 @@ def test_upscale_is_a_load_option_the_cli_spells_and_is_left_out_when_off():
     assert "upscale" not in reproduce.load_and_call({**arguments, "upscale": False})[0]
 
 
+def test_layout_is_left_out_when_on_and_spelled_when_off():
+    arguments = dict(prompt="three stars", backend="gan", steps=0, batch_size=1, precision="fp32", seed=0)
+    assert "layout" not in reproduce.load_and_call({**arguments, "layout": True})[1]
+    load, call = reproduce.load_and_call({**arguments, "layout": False})
+    assert call["layout"] is False and "layout=False" in reproduce.python_call(load, "generate", call)
+    assert reproduce.cli_command(load, call).split()[-3] == "--no-layout"
+
+
 def test_the_cli_command_quotes_the_prompt_and_spells_every_option():
     command = reproduce.cli_command({"backend": "latent", "precision": "fp32", "tiny_decoder": True,
                                      "match_concepts": False},

@@ -110,3 +110,60 @@ def test_generators_draw_the_scene_and_say_what_they_understood():
     assert any(note.startswith("Not drawn:") and "tree" in note for note in result.info["notes"])
     plain = generator.generate("a slice of pizza", seed=0).info["drawn_as"]
     assert "scene" not in plain and plain["concept"] == "pizza"
+
+
+def test_the_layout_puts_every_copy_whole_and_apart_and_relations_where_they_say():
+    import numpy as np
+
+    from genimg.scene import CANVAS, copies, layout
+
+    for scene in (Scene((SceneObject("star", count=3),)), Scene((SceneObject("star", count=4),)),
+                  Scene.related(SceneObject("crown"), "below", SceneObject("bird")),
+                  Scene.related(SceneObject("dog"), "right of", SceneObject("key")),
+                  Scene((SceneObject("cat", small=True),))):
+        for seed in range(20):
+            slots = layout(scene, np.random.default_rng(seed))
+            assert len(slots) == len(copies(scene))
+            boxes = [(x, y, x + size, y + size) for x, y, size in slots]
+            assert all(0 <= x0 and 0 <= y0 and x1 <= CANVAS and y1 <= CANVAS for x0, y0, x1, y1 in boxes)
+            assert all(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]  # no two overlap
+                       for i, a in enumerate(boxes) for b in boxes[i + 1:])
+            if scene.relation == "above":  # the bird (first, turned around from "crown below bird") on top
+                assert boxes[0][3] <= boxes[1][1]
+            if scene.relation == "left of":
+                assert boxes[0][2] <= boxes[1][0]
+    assert not Scene((SceneObject("rocket", "blue"),)).arranged and Scene((SceneObject("star", count=2),)).arranged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["gan", "latent-lcm"])
+def test_layout_draws_each_object_alone_and_arranges_them_and_can_be_turned_off(backend):
+    import numpy as np
+
+    import genimg
+    from genimg.errors import InvalidRequest
+
+    generator = genimg.load(backend, tiny_decoder=backend.startswith("latent"))
+    prompt = "a purple dog to the right of a green key"
+    result = generator.generate(prompt, batch_size=2, seed=3, steps=2 if backend != "gan" else None)
+    arranged = result.info["layout"]
+    assert arranged["objects"] == ["a green key", "a purple dog"]  # turned around: the key stands left
+    (x0, _, size0), (x1, _, _) = arranged["slots"]
+    assert x0 + size0 <= x1 and "layout_objects" in result.timings and "layout_arrange" in result.timings
+    pixels = np.asarray(result.images[0].convert("RGB"), dtype=float)
+    outside = np.ones(pixels.shape[:2], bool)
+    for x, y, size in arranged["slots"]:
+        outside[y:y + size, x:x + size] = False
+        assert pixels[y:y + size, x:x + size].std() > 10  # each slot holds a drawing ...
+    assert pixels[outside].min() > 250  # ... on a white canvas
+    again = generator.generate(prompt, batch_size=2, seed=3, steps=2 if backend != "gan" else None)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(result.images, again.images))
+    itself = generator.generate(prompt, batch_size=2, seed=3, layout=False, steps=2 if backend != "gan" else None)
+    assert "layout" not in itself.info and "layout_objects" not in itself.timings
+    assert "layout" not in generator.generate("a blue rocket", seed=3).info  # one whole object: drawn whole
+    batched = generator.generate_batch([prompt, "rocket"], [3, 4], steps=2 if backend != "gan" else None)
+    alone = generator.generate(prompt, seed=3, steps=2 if backend != "gan" else None)
+    assert np.array_equal(np.asarray(batched[0].images[0]), np.asarray(alone.images[0]))
+    assert "layout" in batched[0].info and "layout" not in batched[1].info
+    with pytest.raises(InvalidRequest, match="layout must be True or False"):
+        generator.generate(prompt, layout="yes")

@@ -87,7 +87,7 @@ def connect_cluster(address: str):
 
 
 def run_generation(generator, prompt: str, steps, batch_size, seed, progress, label: str = "", warm_up=False,
-                   negative_prompt: str = "", best_of: int = 1):
+                   negative_prompt: str = "", best_of: int = 1, layout: bool = True):
     """One timed generation with a progress bar per denoising step; optionally an untimed 1-step run first
     (first calls pay for lazy initialisation, and torch.compile compiles per batch size). genimg validates the
     numbers: an API caller's 2.5 steps gets genimg's message, not a silent int()."""
@@ -95,6 +95,8 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
     negative = {"negative_prompt": negative_prompt} if (negative_prompt or "").strip() else {}
     if best_of and best_of != 1:  # the embedded models' judge picks among candidates; genimg validates the number
         negative["best_of"] = best_of
+    if layout is False:  # on by default everywhere; a cluster's replicas take it too
+        negative["layout"] = False
     if warm_up:
         progress(0, desc=f"{label}warming up")
         generator.generate(WARM_UP_PROMPT, steps=1 if steps else None, batch_size=batch_size, seed=seed)

@@ -16,6 +16,7 @@ from genimg.guards import (MAX_PIXELS_PER_REQUEST, Deadline, call_freeing_memory
 from genimg.images import read_image
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
 from genimg.sampling import strength_schedule
+from genimg.scene import Scene, copies, layout
 from genimg.text import TextEmbeddings, TextEncoder
 from genimg.threads import on_torch_thread
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
@@ -66,13 +67,14 @@ def step_generators(seed: int):
     return torch.Generator().manual_seed(seed)
 
 
-def single_image_requests(prompts: list, seeds: list, steps, guidance) -> list[Request]:
+def single_image_requests(prompts: list, seeds: list, steps, guidance, layout: bool = True) -> list[Request]:
     """Validated one-image requests for ``generate_batch``; the batch as a whole obeys the batch-size limit."""
     if not isinstance(prompts, (list, tuple)) or not isinstance(seeds, (list, tuple)) or len(prompts) != len(seeds):
         raise InvalidRequest("generate_batch takes a list of prompts and a list of seeds of the same length.")
     if not 1 <= len(prompts) <= MAX_BATCH_SIZE:
         raise InvalidRequest(f"generate_batch takes 1 to {MAX_BATCH_SIZE} prompts, got {len(prompts)}.")
-    return [Request(prompt, steps, 1, seed, guidance).validated() for prompt, seed in zip(prompts, seeds)]
+    return [Request(prompt, steps, 1, seed, guidance, layout=layout).validated()
+            for prompt, seed in zip(prompts, seeds)]
 
 
 class BaseGenerator:
@@ -211,38 +213,43 @@ class BaseGenerator:
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None,
-                 negative_prompt: str | None = None, best_of: int = 1) -> Generation:
+                 negative_prompt: str | None = None, best_of: int = 1, layout: bool = True) -> Generation:
         """``batch_size`` images of one prompt. ``timeout_s``: the most this request may take, waiting for the
         device included; checked between denoising steps (GenerationTimeout). ``negative_prompt``: what guidance
         steers away from (guided backends; elsewhere ignored, and ``info["negative_prompt"]`` says so).
         ``best_of``: candidates drawn per image, all in one batch; the judge keeps the one nearest to what was drawn
-        for (the emoji or the scene's caption), and the timings hold the whole cost (stage "best_of")."""
+        for (the emoji or the scene's caption), and the timings hold the whole cost (stage "best_of").
+        ``layout``: where the prompt is a scene of several objects (or a small one), each object is drawn alone and
+        the drawings are arranged as the scene says (``_draw_layout``; ``info["layout"]``); False: the model draws
+        the whole scene itself."""
         deadline = Deadline(timeout_s)
-        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt, best_of)
-                                      .validated(self.max_batch_size))
+        request = self.with_defaults(Request(prompt, steps, batch_size, seed, guidance, negative_prompt, best_of,
+                                             layout).validated(self.max_batch_size))
         if request.best_of > 1 and not self.can_upscale:
             raise UnsupportedOption("best_of chooses with the judge of the embedded emoji models; a model= pipeline "
                                     "draws other pictures. Use best_of=1.")
         check_pixel_budget(request.batch_size * request.best_of, self.image_size, self.max_pixels)
-        images, text, timings, peak_memory, chosen = self._run([request.prompt], request, on_step, deadline)
+        images, text, timings, peak_memory, extra = self._run([request.prompt], request, on_step, deadline)
         info = self.info(request, text.truncated[0], text.match(0))
-        if chosen is not None:
-            info["best_of"] = chosen
+        info.update(extra)
         return Generation(images, timings, peak_memory, info)
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
-                       guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
+                       guidance: float | None = None, on_step=None, timeout_s: float | None = None,
+                       layout: bool = True) -> list[Generation]:
         """One image per (prompt, seed), in one batched pass: what a server does with concurrent requests of the same
         configuration. Image i is generate(prompts[i], seed=seeds[i]).images[0], up to batch-size rounding; where a
-        batch could not promise that (see batches_exactly), the requests run one after another instead."""
+        batch could not promise that (see batches_exactly), or a prompt is a scene drawn by ``layout``, the requests
+        run one after another instead."""
         deadline = Deadline(timeout_s)
-        requests = single_image_requests(prompts, seeds, steps, guidance)
+        requests = single_image_requests(prompts, seeds, steps, guidance, layout)
         batch = self.with_defaults(dataclasses.replace(requests[0], batch_size=len(requests),
                                                        seed=ImageSeeds(r.seed for r in requests)))
         check_pixel_budget(batch.batch_size, self.image_size, self.max_pixels)
-        if len(requests) > 1 and not self.batches_exactly(batch.steps):
-            alone = [self.generate(r.prompt, r.steps, 1, r.seed, r.guidance, on_step, deadline.remaining_s())
-                     for r in requests]
+        if len(requests) > 1 and (not self.batches_exactly(batch.steps)
+                                  or (batch.layout and any(self._arranged(r.prompt) for r in requests))):
+            alone = [self.generate(r.prompt, r.steps, 1, r.seed, r.guidance, on_step, deadline.remaining_s(),
+                                   layout=r.layout) for r in requests]
             return [Generation(result.images, result.timings, result.peak_memory, {**result.info, "batched_with": 1})
                     for result in alone]
         images, text, timings, peak_memory, _ = self._run([r.prompt for r in requests], batch, on_step, deadline)
@@ -303,21 +310,68 @@ class BaseGenerator:
                 timer = StageTimer(self.device)
                 candidates = dataclasses.replace(request, batch_size=request.batch_size * request.best_of)
                 text = self.encode(prompts, candidates.batch_size, timer)
-                images = self._generate(candidates, text, timer, deadline.wrap(on_step), **inputs)
+                scene = self._layout_scene(text.match(0)) if request.layout and len(prompts) == 1 and not inputs \
+                    else None
+                extra = {}
+                if scene is None:
+                    images = self._generate(candidates, text, timer, deadline.wrap(on_step), **inputs)
+                else:
+                    images, extra["layout"] = self._draw_layout(candidates, scene, timer, deadline.wrap(on_step))
                 check_finite(images)
-                chosen = None
                 if request.best_of > 1:
                     with timer.stage("best_of"):
-                        images, chosen = self._keep_best(images, text.pooled, request.best_of)
+                        images, extra["best_of"] = self._keep_best(images, text.pooled, request.best_of)
                 if self.upscaler is not None:
                     with timer.stage("upscale"):
                         images = self.upscaler(images)  # (B, 3, 128, 128)
                 with timer.stage("to_pil"):
                     pil_images = to_pil(images)
-                return pil_images, text, timer.finish(), peak_memory_bytes(self.device), chosen
+                return pil_images, text, timer.finish(), peak_memory_bytes(self.device), extra
 
         # On the server's one torch thread, if it uses one (genimg.threads).
         return call_freeing_memory_on_oom(lambda: on_torch_thread(run, self.device), request.batch_size)
+
+    @staticmethod
+    def _layout_scene(match: ConceptMatch | None) -> Scene | None:
+        """The scene ``layout`` arranges for this match: several objects or a small one (None: a plain drawing)."""
+        scene = None if match is None else match.scene
+        return scene if scene is not None and scene.arranged else None
+
+    def _arranged(self, prompt: str) -> bool:
+        """Whether ``layout`` would arrange this prompt's scene (an embedded model with concept matching on)."""
+        return self.concepts is not None and self._layout_scene(self.match_prompt(prompt)[0]) is not None
+
+    def _draw_layout(self, request: Request, scene: Scene, timer: StageTimer, on_step) -> tuple[torch.Tensor, dict]:
+        """Layout-grounded drawing (after LLM-grounded Diffusion, Lian et al. 2023, with the scene parser in place of
+        the LLM): every object of the scene is drawn alone by this model, full size, with its own colour ("a blue
+        rocket"), all copies of every image in one batch; then each image's drawings are scaled into the slots of
+        ``genimg.scene.layout`` (the layout of the training scenes; its jitter seeded per image) on a white canvas.
+        The model draws every object and its colour; the arrangement is the scene's. (B, 3, H, W) and what was done,
+        for ``info["layout"]``."""
+        wanted = copies(scene)
+        captions = [obj.name if obj.colour is None else dataclasses.replace(obj, count=1, small=False).phrase()
+                    for obj in wanted]
+        rows, per_row = request.batch_size, len(wanted)
+        with timer.stage("layout_objects"):  # the text of each object and its drawing, every copy in one batch
+            text = self._name_embeddings(captions * rows)
+            drawn = self._generate(dataclasses.replace(request, batch_size=rows * per_row), text,
+                                   StageTimer(self.device), on_step)
+        with timer.stage("layout_arrange"):
+            height, width = drawn.shape[-2:]
+            canvas = torch.ones((rows, 3, height, width), device=drawn.device, dtype=torch.float32)
+            slots = [layout(scene, np.random.default_rng([int(request.seed), row])) for row in range(rows)]
+            for row, row_slots in enumerate(slots):
+                for index, (x, y, size) in enumerate(row_slots):
+                    tile = drawn[row * per_row + index:row * per_row + index + 1].float()
+                    tile = torch.nn.functional.interpolate(tile, size=(size, size), mode="bicubic", antialias=True,
+                                                           align_corners=False)
+                    canvas[row, :, y:y + size, x:x + size] = tile[0].clamp(-1, 1)
+        drawing = (f"{per_row} objects drawn one at a time by the model and arranged" if per_row > 1
+                   else "the object drawn alone by the model and placed small")
+        info = {"objects": captions, "slots": [list(slot) for slot in slots[0]],
+                "note": f"Layout: {drawing} as the scene says (layout=False: the model draws the whole scene "
+                        "itself)."}
+        return canvas.to(drawn.dtype), info
 
     def _keep_best(self, images: torch.Tensor, pooled: torch.Tensor, best_of: int) -> tuple[torch.Tensor, dict]:
         """(B * best_of, 3, H, W) candidates, image i's at rows i*best_of... -> (B, 3, H, W): each image's candidate

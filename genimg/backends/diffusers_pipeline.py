@@ -200,12 +200,14 @@ class DiffusersGenerator(BaseGenerator):
 
     def generate(self, prompt: str, steps: int | None = None, batch_size: int = 1, seed: int = 0,
                  guidance: float | None = None, on_step=None, timeout_s: float | None = None,
-                 negative_prompt: str | None = None, best_of: int = 1) -> Generation:
+                 negative_prompt: str | None = None, best_of: int = 1, layout: bool = True) -> Generation:
+        """As BaseGenerator.generate; ``layout`` changes nothing here: prompts reach the pipeline as typed, there is
+        no scene to arrange."""
         if not self.fast_path and best_of == 1:
             return self.call.generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt)
         # best_of != 1 is refused there with its reason (the judge knows the embedded emoji models only).
         return super().generate(prompt, steps, batch_size, seed, guidance, on_step, timeout_s, negative_prompt,
-                                best_of)
+                                best_of, layout)
 
     def negative_prompt_info(self, request) -> dict:
         """A negative prompt replaces the empty prompt of the unconditional pass, as the pipeline's own does."""
@@ -219,10 +221,11 @@ class DiffusersGenerator(BaseGenerator):
         return {"text": request.negative_prompt, "used": used, "extra_unet_passes": 0, "note": note}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps: int | None = None,
-                       guidance: float | None = None, on_step=None, timeout_s: float | None = None) -> list[Generation]:
+                       guidance: float | None = None, on_step=None, timeout_s: float | None = None,
+                       layout: bool = True) -> list[Generation]:
         if not self.fast_path:
             return self.call.generate_batch(prompts, seeds, steps, guidance, on_step, timeout_s)
-        return super().generate_batch(prompts, seeds, steps, guidance, on_step, timeout_s)
+        return super().generate_batch(prompts, seeds, steps, guidance, on_step, timeout_s, layout)
 
     @torch.inference_mode()
     def _embed(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None, bool]:

@@ -28,6 +28,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--best-of", type=int, default=1,
                         help="candidates drawn per image (one batch); the judge keeps the one that fits best (1-8)")
+    parser.add_argument("--no-layout", dest="layout", action="store_false",
+                        help="a scene of several objects is drawn by the model in one go, not object by object and "
+                             "arranged (see docs/quality.md)")
     parser.add_argument("--out", type=Path, default=Path("outputs"))
     parser.add_argument("--json", action="store_true", help="print the timings of every prompt as JSON")
     parser.set_defaults(handler=main)
@@ -91,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
         for index, prompt in enumerate(tqdm(prompts, desc="generating", disable=len(prompts) == 1)):
             result = generator.generate(prompt, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                         guidance=args.guidance, timeout_s=args.timeout, best_of=args.best_of,
+                                        layout=args.layout,
                                         **({"negative_prompt": args.negative_prompt} if args.negative_prompt else {}))
             files = []
             for batch_index, image in enumerate(result.images):
@@ -100,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
             records.append({"prompt": prompt, "files": files, "timings_ms": result.timings,
                             "drawn_as": result.info.get("drawn_as"), "notes": result.info.get("notes", []),
                             "negative_prompt": result.info.get("negative_prompt"),
-                            "best_of": result.info.get("best_of")})
+                            "best_of": result.info.get("best_of"), "layout": result.info.get("layout")})
     except GenimgError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

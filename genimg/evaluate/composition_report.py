@@ -23,14 +23,21 @@ class CompositionConfig:
     steps: int | None = None  # None: the backend's default
     tiny_decoder: bool = False
     best_of: int = 1  # candidates drawn per image, the judge keeps the one that fits the scene best
+    # True: a scene's objects drawn one at a time and arranged (generate's layout, on by default for users); False:
+    # the model draws the whole scene itself, what its training taught it.
+    layout: bool = False
 
 
 COMPOSITION_CONFIGS = (
     CompositionConfig("latent", "latent", 20),
+    CompositionConfig("latent+layout", "latent", 20, layout=True),
     CompositionConfig("latent-lcm-2-tiny", "latent-lcm", 2, tiny_decoder=True),
+    CompositionConfig("latent-lcm-2-tiny+layout", "latent-lcm", 2, tiny_decoder=True, layout=True),
     CompositionConfig("latent-lcm-2-tiny-best-of-4", "latent-lcm", 2, tiny_decoder=True, best_of=4),
     CompositionConfig("gan", "gan"),
+    CompositionConfig("gan+layout", "gan", layout=True),
     CompositionConfig("vae", "vae"),
+    CompositionConfig("vae+layout", "vae", layout=True),
 )
 
 
@@ -63,12 +70,13 @@ def evaluate_composition(configs: list[CompositionConfig], images_per_prompt: in
     started, load_before = time.perf_counter(), os.getloadavg()
     for config in tqdm(configs, desc="composition", unit="config"):
         generator = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder)
-        kwargs = {"steps": config.steps} | ({"best_of": config.best_of} if config.best_of > 1 else {})
+        kwargs = {"steps": config.steps, "layout": config.layout} | (
+            {"best_of": config.best_of} if config.best_of > 1 else {})
         timed_generations(generator, prompts[:1], images_per_prompt, seed, **kwargs)  # warm-up
         images, ms = timed_generations(generator, prompts, images_per_prompt, seed, **kwargs)
         drawn[config.label] = images
         rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
-                     "best_of": config.best_of, "ms_per_image": round(ms, 2), **score(prompts, images, classifier)})
+                     "best_of": config.best_of, "layout": config.layout, "ms_per_image": round(ms, 2), **score(prompts, images, classifier)})
     report = {"date": time.strftime("%Y-%m-%d"), "hardware": cpu_name(), "images_per_prompt": images_per_prompt,
               "seed": seed, "precision": precision, "prompts": [p.prompt for p in prompts],
               "load_average": [load_before, os.getloadavg()], "seconds": round(time.perf_counter() - started, 1),
@@ -82,7 +90,9 @@ def to_markdown(report: dict) -> str:
              f"{len(report['prompts'])} held-out prompts (16 per task) x {report['images_per_prompt']} images, "
              f"seed {report['seed']}, {report['precision']}; {report['hardware']}, load average "
              f"{report['load_average'][0][0]:.1f} -> {report['load_average'][1][0]:.1f}. Each image right or wrong by "
-             "rule (`genimg.evaluate.composition`); `oracle` is the scenes rendered from the font.", "",
+             "rule (`genimg.evaluate.composition`); `oracle` is the scenes rendered from the font. A row without "
+             "`+layout` is the model drawing the whole scene itself; `+layout` (generate's default) has it draw each "
+             "object alone and arranges the drawings as the scene says.", "",
              f"Made by `python -m genimg evaluate --composition --images-per-prompt {report['images_per_prompt']} "
              f"--seed {report['seed']}`.", "",
              header, "|---|---:|" + "---:|" * (len(TASKS) + 1)]

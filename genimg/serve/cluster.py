@@ -169,13 +169,14 @@ class Generators:
             self.torch_thread, lambda: {"default_steps": self._generator(load_options).default_steps})
 
     async def generate(self, load_options: dict, prompt: str, steps=None, batch_size: int = 1, seed: int = 0,
-                       guidance=None, timeout_s: float | None = None, negative_prompt: str | None = None) -> dict:
+                       guidance=None, timeout_s: float | None = None, negative_prompt: str | None = None,
+                       layout: bool = True) -> dict:
         """A batch with any speed option (the app's Generate tab); not batched with other requests."""
         def run() -> dict:
             negative = {"negative_prompt": negative_prompt} if negative_prompt else {}
             return self._payload(self._generator(load_options).generate(
                 prompt, steps=steps, batch_size=batch_size, seed=seed, guidance=guidance,
-                timeout_s=timeout_s or self.limits.request_timeout_s, **negative))
+                timeout_s=timeout_s or self.limits.request_timeout_s, layout=layout, **negative))
         return await asyncio.get_running_loop().run_in_executor(self.torch_thread, run)
 
 

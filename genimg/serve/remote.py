@@ -83,9 +83,9 @@ class RemoteGenerator:
         return self._description["default_steps"]
 
     def generate(self, prompt: str, steps=None, batch_size: int = 1, seed: int = 0, guidance=None, on_step=None,
-                 timeout_s: float | None = None, negative_prompt: str | None = None) -> Generation:
+                 timeout_s: float | None = None, negative_prompt: str | None = None, layout: bool = True) -> Generation:
         return generation(self.drawer.call("generate", self.load_options, prompt, steps, batch_size, seed, guidance,
-                                           timeout_s, negative_prompt, timeout_s=timeout_s))
+                                           timeout_s, negative_prompt, layout, timeout_s=timeout_s))
 
     def generate_batch(self, prompts: list[str], seeds: list[int], steps=None, guidance=None, on_step=None,
                        timeout_s: float | None = None) -> list[Generation]:

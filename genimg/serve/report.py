@@ -45,6 +45,15 @@ def best_of_line(info: dict) -> list[str]:
             + " per image; the latency is every candidate's"]
 
 
+def layout_line(info: dict) -> list[str]:
+    """How the layout drew a scene: its objects one at a time, then arranged (nothing for a plain drawing)."""
+    arranged = info.get("layout")
+    if not arranged:
+        return []
+    return [f"- **{arranged['note']}** Objects: {', '.join(arranged['objects'])}; their time is the stages "
+            "layout_objects and layout_arrange"]
+
+
 def latency_markdown(result, scores: list[float], load_s: float | None = None, warmed_up: bool = False,
                      server_ms: tuple[float | None, float] | None = None) -> str:
     """Total, per image, per stage, images/s, peak memory and the judge's prompt-match score, as Markdown.
@@ -58,6 +67,7 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
         f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
         f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
         *drawn_as_lines(info),
+        *layout_line(info),
         *best_of_line(info),
         "",
         "| stage | ms | share |",

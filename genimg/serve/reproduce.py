@@ -45,6 +45,8 @@ def cli_command(load: dict, call: dict) -> str:
     for name, value in {**load, **call}.items():
         if name == "match_concepts" and value is False:
             parts.append("--no-match-concepts")
+        elif name == "layout" and value is False:
+            parts.append("--no-layout")
         elif name in CLI_FLAGS and value not in (None, False, ""):
             parts += [CLI_FLAGS[name]] if value is True else [CLI_FLAGS[name], str(value)]
     return " ".join(shlex.quote(part) for part in parts + ["--out", "outputs/"])
@@ -103,7 +105,8 @@ def load_and_call(arguments: dict) -> tuple[dict, dict]:
     call = {"prompt": arguments["prompt"], "steps": arguments.get("steps") or None,
             "batch_size": arguments.get("batch_size", 1), "seed": arguments.get("seed", 0),
             "negative_prompt": (arguments.get("negative_prompt") or "").strip() or None,
-            "best_of": arguments.get("best_of") if (arguments.get("best_of") or 1) > 1 else None}
+            "best_of": arguments.get("best_of") if (arguments.get("best_of") or 1) > 1 else None,
+            "layout": False if arguments.get("layout") is False else None}
     return load, {name: value for name, value in call.items() if value is not None}
 
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageFont
 from tqdm import tqdm
 
 from genimg.colours import COLOURS, HUES, colour_shares, hsv_to_rgb, rgb_to_hsv
-from genimg.scene import Scene, SceneObject, plural
+from genimg.scene import Scene, SceneObject, copies, layout, plural
 from genimg.train.data import (_BITMAP_SIZE, IMAGE_SIZE, EmojiDataset, _render, cache_dir, find_font,
                                skin_tone_family)
 
@@ -130,45 +130,13 @@ class SceneRenderer:
     def draw(self, scene: Scene, rng: np.random.Generator) -> np.ndarray:
         """(64, 64, 3) uint8 on white."""
         canvas = Image.new("RGBA", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255, 255))
-        for obj, (x, y, size) in zip(_expand(scene), _layout(scene, rng)):
+        for obj, (x, y, size) in zip(copies(scene), layout(scene, rng)):
             rgba = self.glyph(obj.name)
             if obj.colour:
                 rgba = recolour(rgba, obj.colour)
             tile = Image.fromarray(rgba, "RGBA").resize((size, size), Image.LANCZOS)
             canvas.alpha_composite(tile, (x, y))
         return np.asarray(canvas.convert("RGB"))
-
-
-def _expand(scene: Scene) -> list[SceneObject]:
-    """One entry per copy drawn, in the order of the layout's slots."""
-    return [obj for obj in scene.objects for _ in range(obj.count)]
-
-
-def _layout(scene: Scene, rng: np.random.Generator) -> list[tuple[int, int, int]]:
-    """(x, y, size) per copy: full size for one object, 28-30 px in the halves or quarters of the canvas for more,
-    with a few pixels of jitter that keep every copy whole and apart."""
-    full = IMAGE_SIZE
-    if len(scene.objects) == 1 and scene.objects[0].count == 1:
-        if scene.objects[0].small:
-            size = int(rng.integers(28, 37))
-            return [tuple(int(v) for v in rng.integers(4, full - size - 3, 2)) + (size,)]
-        return [(0, 0, full)]
-    half = full // 2
-    size = int(rng.integers(27, 31))
-    jitter = lambda: int(rng.integers(0, half - size + 1))  # noqa: E731
-    count = sum(obj.count for obj in scene.objects)
-    if count == 2:  # two slots, side by side or one above the other
-        along = int(rng.integers(half // 2 - 6, half // 2 + 7))
-        vertical = scene.relation == "above" or (scene.relation is None and rng.random() < 0.5)
-        slots = ([(along, jitter(), size), (along, half + jitter(), size)] if vertical
-                 else [(jitter(), along, size), (half + jitter(), along, size)])
-        # "A and B" says nothing of where each stands: either order.
-        return slots[::-1] if scene.relation is None and rng.random() < 0.5 else slots
-    cells = [(0, 0), (half, 0), (0, half), (half, half)]
-    if count == 3:  # two in one row, one centred in the other
-        top = rng.random() < 0.5
-        cells = [(0, 0 if top else half), (half, 0 if top else half), (half // 2, half if top else 0)]
-    return [(x + jitter(), y + jitter(), size) for x, y in cells]
 
 
 _RELATION_PHRASES = {"left of": ("{a} left of {b}", "{a} on the left of {b}", "{b} to the right of {a}",
