@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import BROWSER_MARKS, app_page, save_screenshot
+from tests.browser import BROWSER_MARKS, again_for_the_screenshot, app_page, save_screenshot
 
 pytestmark = BROWSER_MARKS
 
@@ -24,6 +24,7 @@ def test_generate_in_the_browser_shows_images_and_latency(page, tmp_path):
     assert images.count() == 4  # the default batch size
     latency = page.locator("#latency").inner_text()
     assert "ms per image" in latency and "images/s" in latency and "Prompt match" in latency
+    again_for_the_screenshot(page, page.locator("#generate-button").click, "#latency")
     save_screenshot(page, "generate", tmp_path)
 
 

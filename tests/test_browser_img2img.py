@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tests.browser import BROWSER_MARKS, app_page, save_screenshot
+from tests.browser import BROWSER_MARKS, again_for_the_screenshot, app_page, save_screenshot
 
 pytestmark = BROWSER_MARKS
 
@@ -56,4 +56,5 @@ def test_one_click_on_an_example_then_redraw(page, tmp_path):
     page.locator("#img2img-latency").get_by_text("ms total").wait_for(timeout=120_000)
     page.locator("#img2img-output img").wait_for(timeout=30_000)
     assert "Strength 0.7" in page.locator("#img2img-latency").inner_text()
+    again_for_the_screenshot(page, page.locator("#img2img-button").click, "#img2img-latency")
     save_screenshot(page, "img2img", tmp_path)
