@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genimg.backends.layout import arrange, object_captions
 from genimg.backends.upscale import ImageUpscaler
 from genimg.concepts import ConceptIndex, ConceptMatch
 from genimg.errors import InvalidRequest, UnsupportedOption
@@ -16,7 +17,7 @@ from genimg.guards import (MAX_PIXELS_PER_REQUEST, Deadline, call_freeing_memory
 from genimg.images import read_image
 from genimg.options import MAX_BATCH_SIZE, MAX_STEPS, Request, SpeedOptions
 from genimg.sampling import strength_schedule
-from genimg.scene import Scene, copies, layout
+from genimg.scene import Scene
 from genimg.text import TextEmbeddings, TextEncoder
 from genimg.threads import on_torch_thread
 from genimg.timing import Generation, StageTimer, peak_memory_bytes, reset_peak_memory
@@ -342,36 +343,22 @@ class BaseGenerator:
         return self.concepts is not None and self._layout_scene(self.match_prompt(prompt)[0]) is not None
 
     def _draw_layout(self, request: Request, scene: Scene, timer: StageTimer, on_step) -> tuple[torch.Tensor, dict]:
-        """Layout-grounded drawing (after LLM-grounded Diffusion, Lian et al. 2023, with the scene parser in place of
-        the LLM): every object of the scene is drawn alone by this model, full size, with its own colour ("a blue
-        rocket"), all copies of every image in one batch; then each image's drawings are scaled into the slots of
-        ``genimg.scene.layout`` (the layout of the training scenes; its jitter seeded per image) on a white canvas.
-        The model draws every object and its colour; the arrangement is the scene's. (B, 3, H, W) and what was done,
-        for ``info["layout"]``."""
-        wanted = copies(scene)
-        captions = [obj.name if obj.colour is None else dataclasses.replace(obj, count=1, small=False).phrase()
-                    for obj in wanted]
-        rows, per_row = request.batch_size, len(wanted)
-        with timer.stage("layout_objects"):  # the text of each object and its drawing, every copy in one batch
+        """Layout-grounded drawing (``genimg.backends.layout``): every object of the scene drawn alone by this model,
+        all copies of every image in one batch, then arranged as the scene says. (B, 3, H, W) and what was done, for
+        ``info["layout"]``."""
+        captions = object_captions(scene)
+        rows, per_row = request.batch_size, len(captions)
+        with timer.stage("layout_objects"):  # the text of each object and its drawing
             text = self._name_embeddings(captions * rows)
             drawn = self._generate(dataclasses.replace(request, batch_size=rows * per_row), text,
                                    StageTimer(self.device), on_step)
         with timer.stage("layout_arrange"):
-            height, width = drawn.shape[-2:]
-            canvas = torch.ones((rows, 3, height, width), device=drawn.device, dtype=torch.float32)
-            slots = [layout(scene, np.random.default_rng([int(request.seed), row])) for row in range(rows)]
-            for row, row_slots in enumerate(slots):
-                for index, (x, y, size) in enumerate(row_slots):
-                    tile = drawn[row * per_row + index:row * per_row + index + 1].float()
-                    tile = torch.nn.functional.interpolate(tile, size=(size, size), mode="bicubic", antialias=True,
-                                                           align_corners=False)
-                    canvas[row, :, y:y + size, x:x + size] = tile[0].clamp(-1, 1)
+            images, slots = arrange(drawn, scene, rows, request.seed)
         drawing = (f"{per_row} objects drawn one at a time by the model and arranged" if per_row > 1
                    else "the object drawn alone by the model and placed small")
-        info = {"objects": captions, "slots": [list(slot) for slot in slots[0]],
-                "note": f"Layout: {drawing} as the scene says (layout=False: the model draws the whole scene "
-                        "itself)."}
-        return canvas.to(drawn.dtype), info
+        return images, {"objects": captions, "slots": [list(slot) for slot in slots[0]],
+                        "note": f"Layout: {drawing} as the scene says (layout=False: the model draws the whole scene "
+                                "itself)."}
 
     def _keep_best(self, images: torch.Tensor, pooled: torch.Tensor, best_of: int) -> tuple[torch.Tensor, dict]:
         """(B * best_of, 3, H, W) candidates, image i's at rows i*best_of... -> (B, 3, H, W): each image's candidate
