@@ -175,6 +175,10 @@ DPM-Solver++ 20 steps, guidance 5 by default |
 **Match the prompt to a known emoji** (on by default): the models learned emoji from their names, so a prompt is
 matched by MiniLM sentence similarity to the nearest training caption and that emoji is drawn ("a cute puppy" ->
 dog); the result says what it was drawn as. Turn it off to condition the model on the prompt as typed.
+A prompt with colours, counts, two things or where they stand ("a crown below a bird", "three stars") is read as a
+scene. **Layout** (on by default): each object of the scene is drawn alone, in its colour, and the drawings are
+arranged as the prompt says (stages `layout_objects` and `layout_arrange`); untick it to see the model draw the whole
+scene in one go, as it learned from scenes made of the font's glyphs.
 
 Speed options: precision (bf16 halves memory traffic and is fast on CPUs with bf16 units; fp16 needs a GPU),
 scheduler, `torch.compile`, tiny decoder, engine (OpenVINO on the CPU: converted once, then read from a disk cache)
