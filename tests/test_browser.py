@@ -16,7 +16,7 @@ def page(app_url):
 
 
 def test_generate_in_the_browser_shows_images_and_latency(page, tmp_path):
-    page.locator("#prompt textarea").fill("grinning face")
+    page.locator("#prompt textarea").fill("a crown below a bird")  # a scene: drawn object by object, arranged
     page.locator("#generate-button").click()
     page.locator("#latency").get_by_text("ms total").wait_for(timeout=120_000)
     images = page.locator("#gallery img")
@@ -24,6 +24,7 @@ def test_generate_in_the_browser_shows_images_and_latency(page, tmp_path):
     assert images.count() == 4  # the default batch size
     latency = page.locator("#latency").inner_text()
     assert "ms per image" in latency and "images/s" in latency and "Prompt match" in latency
+    assert "Drawn as a bird above a crown" in latency and "Layout: 2 objects drawn one at a time" in latency
     again_for_the_screenshot(page, page.locator("#generate-button").click, "#latency")
     save_screenshot(page, "generate", tmp_path)
 

@@ -18,7 +18,8 @@ def git(folder: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path):
     """A small repository laid out like genimg's."""
-    files = ["app.py", "genimg/__init__.py", "tools/gpu_check.sh", "assets/eval/eval.json", "assets/bench/a.png",
+    files = ["app.py", "genimg/__init__.py", "tools/gpu_check.sh", "docs/api.md", "tests/test_a.py",
+             "assets/eval/eval.json", "assets/bench/a.png",
              *[f"assets/models/{name}/config.json" for name in (*CHECK_MODELS, "latent-pruned", "gan-pruned")],
              "assets/models/concepts/name_contexts.safetensors"]
     for name in files:
@@ -50,7 +51,7 @@ def test_each_tree_sends_what_its_call_needs_and_full_brings_everything_back(rep
     (repo / ".git" / "info").mkdir(exist_ok=True)
     (repo / ".git" / "info" / "exclude").write_text("/.gpu/\n")
     stage(repo, "tree", "code")
-    assert sent(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh"}
+    assert sent(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh", "docs/api.md", "tests/test_a.py"}
     assert on_disk(repo) == everything  # left out of the call, not deleted
     stage(repo, "tree", "models")
     assert sent(repo) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh",
@@ -62,10 +63,10 @@ def test_each_tree_sends_what_its_call_needs_and_full_brings_everything_back(rep
 
 
 def test_the_models_call_of_this_checkout_fits_the_limit():
-    """What call 3 sends from this repository (the "models" tree's rule): every tracked file outside assets/, and
-    every model folder but the pruned ones, without the names' contexts table."""
+    """What call 3 sends from this repository (the "models" tree's rule): every tracked file outside assets/, docs/
+    and tests/, and every model folder but the pruned ones, without the names' contexts table."""
     tracked = git(ROOT, "ls-files").splitlines()
-    sent = [name for name in tracked if not name.startswith("assets/")
+    sent = [name for name in tracked if not name.startswith(("assets/", "docs/", "tests/"))
             or (name.startswith("assets/models/") and not name.split("/")[2].endswith("-pruned")
                 and name != "assets/models/concepts/name_contexts.safetensors")]
     assert set(CHECK_MODELS) <= {name.split("/")[2] for name in sent if name.startswith("assets/models/")}
@@ -135,7 +136,8 @@ def test_the_trees_work_in_a_git_worktree_too(repo, tmp_path_factory):
     worktree = tmp_path_factory.mktemp("wt") / "gpu"
     git(repo, "worktree", "add", "-q", str(worktree))
     everything = sent(worktree)
-    stage(worktree, "tree", "code")
-    assert sent(worktree) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh"}
+    stage(worktree, "tree", "models")
+    assert sent(worktree) == {"app.py", "genimg/__init__.py", "tools/gpu_check.sh",
+                              *[f"assets/models/{name}/config.json" for name in CHECK_MODELS]}
     stage(worktree, "tree", "full")
     assert sent(worktree) == everything and git(worktree, "status", "--porcelain") == ""

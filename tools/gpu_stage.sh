@@ -85,9 +85,10 @@ tree() {
   case "$1" in
     full) full ;;
     code) leave_out '/assets/' ;;
-    # The names' contexts table (36 MB) stays too: without it a generator encodes the matched name instead.
+    # The names' contexts table (36 MB) stays too: without it a generator encodes the matched name instead. The
+    # check runs no test and reads no doc, so tests/ and docs/ stay as well: the models fill the call.
     models) leave_out '/assets/*' '!/assets/models/' '/assets/models/*-pruned/' \
-      '/assets/models/concepts/name_contexts.safetensors' ;;
+      '/assets/models/concepts/name_contexts.safetensors' '/docs/' '/tests/' ;;
     *) echo "tree: code, models or full" >&2; exit 2 ;;
   esac
 }
