@@ -91,7 +91,7 @@ def generate(prompt: str, backend: str = "latent-lcm", steps: int = 4, batch_siz
         result = run_generation(generator, prompt, steps, batch_size, seed, progress, warm_up=warm_up,
                                 negative_prompt=negative_prompt, best_of=best_of, layout=layout)
         progress(1, desc="scoring prompt match")
-        scores = match_scores(result.images, result.info["prompt"])
+        scores = match_scores(result.images, result.info["prompt"], result.info.get("layout"))
         # Against the same configuration without any of them: plain torch, no compile, no quantisation.
         break_even = costly and BREAK_EVEN.result(key, result.timings["total"], lambda: load_generator(
             backend, precision, model, scheduler, False, tiny_decoder, match_concepts, pruned=pruned,

@@ -49,11 +49,15 @@ def again_for_the_screenshot(page, action, result_selector: str, timeout_ms: flo
     warm run (the first one loads the models and says so), as a visitor's second click sees it."""
     if not updating_screenshots():
         return
-    before = page.locator(result_selector).inner_text()
+    headline = ("(selector) => (document.querySelector(selector).innerText.split('\\n')"
+                ".find(line => line.includes('ms total')) || '')")
+    before = page.evaluate(headline, result_selector)
     action()
-    page.wait_for_function("([selector, before]) => { const text = document.querySelector(selector).innerText; "
-                           "return text !== before && text.includes('ms total'); }", arg=[result_selector, before],
+    # The new result's headline ("### 812.3 ms total ..."), not the old one still shown while the run is pending.
+    page.wait_for_function(f"([selector, before]) => {{ const line = ({headline})(selector); "
+                           "return line !== '' && line !== before; }", arg=[result_selector, before],
                            timeout=timeout_ms)
+    page.wait_for_timeout(500)  # the rest of the page (gallery, code) settles
 
 
 def save_screenshot(page, name: str, tmp_path: Path) -> Path:

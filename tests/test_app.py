@@ -331,6 +331,7 @@ def test_generate_draws_a_composition_says_what_it_understood_and_best_of_costs_
     assert "**Best of 3**" in latency and "| best_of |" in latency
     assert "best_of=3" in latency and "--best-of 3" in latency  # copy as code carries it
     assert "**Layout: 2 objects drawn one at a time" in latency and "| layout_objects |" in latency
+    assert "each object in its slot against its name" in latency
     _, itself = client.predict(**request, layout=False, api_name="/generate")
     assert "Layout:" not in itself and "layout=False" in itself and "--no-layout" in itself
 

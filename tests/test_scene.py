@@ -148,11 +148,12 @@ def test_layout_draws_each_object_alone_and_arranges_them_and_can_be_turned_off(
     result = generator.generate(prompt, batch_size=2, seed=3, steps=2 if backend != "gan" else None)
     arranged = result.info["layout"]
     assert arranged["objects"] == ["a green key", "a purple dog"]  # turned around: the key stands left
-    (x0, _, size0), (x1, _, _) = arranged["slots"]
+    assert len(arranged["slots"]) == 2  # one list of slots per image
+    (x0, _, size0), (x1, _, _) = arranged["slots"][0]
     assert x0 + size0 <= x1 and "layout_objects" in result.timings and "layout_arrange" in result.timings
     pixels = np.asarray(result.images[0].convert("RGB"), dtype=float)
     outside = np.ones(pixels.shape[:2], bool)
-    for x, y, size in arranged["slots"]:
+    for x, y, size in arranged["slots"][0]:
         outside[y:y + size, x:x + size] = False
         assert pixels[y:y + size, x:x + size].std() > 10  # each slot holds a drawing ...
     assert pixels[outside].min() > 250  # ... on a white canvas
@@ -167,3 +168,17 @@ def test_layout_draws_each_object_alone_and_arranges_them_and_can_be_turned_off(
     assert "layout" in batched[0].info and "layout" not in batched[1].info
     with pytest.raises(InvalidRequest, match="layout must be True or False"):
         generator.generate(prompt, layout="yes")
+
+
+@pytest.mark.slow
+def test_the_judge_scores_an_arranged_scene_object_by_object():
+    import genimg
+    from genimg.evaluate.judge import default_judge
+
+    generator = genimg.load("gan", upscale=2)
+    result = generator.generate("a crown below a bird", batch_size=3, seed=0, best_of=2)
+    arranged = result.info["layout"]
+    assert len(arranged["slots"]) == 3 and result.images[0].width == 128  # the kept candidates' slots, 2x images
+    by_object = default_judge().score_layout(result.images, arranged)
+    whole = default_judge().score(result.images, result.info["drawn_as"]["concept"])
+    assert len(by_object) == 3 and min(by_object) > 20 and sum(by_object) > sum(whole)

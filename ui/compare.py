@@ -109,7 +109,7 @@ def compare(prompt: str, seed: int = 0,
                        for run in range(1, repeats + 1)]
             result = results[0]
             label = report.config_label(index, **config, single_pass=single_pass)
-            score = match_scores(result.images, result.info["prompt"])[0]
+            score = match_scores(result.images, result.info["prompt"], result.info.get("layout"))[0]
             row = report.compare_row(label, config, results, score, rows[0]["latency_ms"] if rows else None,
                                      warm_up_ms=warm_up.timings["total"])
             rows.append(row)

@@ -111,9 +111,12 @@ def run_generation(generator, prompt: str, steps, batch_size, seed, progress, la
                               timeout_s=common.LIMITS.request_timeout_s, **negative)
 
 
-def match_scores(images, prompt: str) -> list[float]:
+def match_scores(images, prompt: str, layout: dict | None = None) -> list[float]:
+    """The judge's 0-100 per image; a scene the layout drew (``layout``: its ``info["layout"]``) object by object."""
     from genimg.evaluate.judge import default_judge
 
+    if layout:
+        return on_torch_thread(lambda: default_judge().score_layout(images, layout))
     return on_torch_thread(lambda: default_judge().score(images, prompt))
 
 

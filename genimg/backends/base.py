@@ -322,6 +322,10 @@ class BaseGenerator:
                 if request.best_of > 1:
                     with timer.stage("best_of"):
                         images, extra["best_of"] = self._keep_best(images, text.pooled, request.best_of)
+                    if "layout" in extra:  # the kept candidates' slots
+                        slots = extra["layout"]["slots"]
+                        extra["layout"]["slots"] = [slots[i * request.best_of + kept]
+                                                    for i, kept in enumerate(extra["best_of"]["kept"])]
                 if self.upscaler is not None:
                     with timer.stage("upscale"):
                         images = self.upscaler(images)  # (B, 3, 128, 128)
@@ -356,7 +360,7 @@ class BaseGenerator:
             images, slots = arrange(drawn, scene, rows, request.seed)
         drawing = (f"{per_row} objects drawn one at a time by the model and arranged" if per_row > 1
                    else "the object drawn alone by the model and placed small")
-        return images, {"objects": captions, "slots": [list(slot) for slot in slots[0]],
+        return images, {"objects": captions, "slots": [[list(slot) for slot in row] for row in slots],
                         "note": f"Layout: {drawing} as the scene says (layout=False: the model draws the whole scene "
                                 "itself)."}
 

@@ -48,6 +48,25 @@ class PromptJudge:
         return [round(100.0 * max(0.0, float(s)), 1) for s in similarity[:, 0]]
 
 
+    def score_layout(self, images: list[Image.Image], layout: dict, canvas: int = JUDGE_SIZE) -> list[float]:
+        """A scene drawn by the layout (``result.info["layout"]``): per image, the mean score of each object's slot
+        against what it was drawn as. The judge learned single emoji, so a whole scene against its sentence is out of
+        its world (it scores a right scene near 0); each slot is one emoji. Slots are in ``canvas`` pixels, scaled to
+        each image's size (an upscaled image is 2x)."""
+        if not images:
+            return []
+        crops = []
+        for image, slots in zip(images, layout["slots"]):
+            scale = image.width / canvas
+            crops += [image.crop((round(x * scale), round(y * scale), round((x + size) * scale),
+                                  round((y + size) * scale))) for x, y, size in slots]
+        per_object = len(layout["objects"])
+        with self.lock:
+            similarity = (self.image_embeddings(crops) * self.text_embeddings(layout["objects"] * len(images))).sum(-1)
+        scores = [100.0 * max(0.0, float(s)) for s in similarity]
+        return [round(sum(scores[i:i + per_object]) / per_object, 1) for i in range(0, len(scores), per_object)]
+
+
 @lru_cache(maxsize=1)
 def default_judge() -> PromptJudge:
     with LOAD_LOCK:  # from_pretrained is not safe next to another load (see threads.LOAD_LOCK)

@@ -64,7 +64,8 @@ def latency_markdown(result, scores: list[float], load_s: float | None = None, w
     lines = [
         f"### {total:,.1f} ms total · {result.per_image_ms:,.1f} ms per image · {1000 * count / total:,.1f} images/s",
         f"- **Prompt match** {sum(scores) / len(scores):.1f} / 100 "
-        f"(per image: {', '.join(f'{score:.1f}' for score in scores)})",
+        f"(per image: {', '.join(f'{score:.1f}' for score in scores)})"
+        + ("; each object in its slot against its name" if info.get("layout") else ""),
         f"- **Peak memory** {format_memory(result.peak_memory, info['device'])}",
         *drawn_as_lines(info),
         *layout_line(info),
