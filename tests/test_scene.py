@@ -166,6 +166,8 @@ def test_layout_draws_each_object_alone_and_arranges_them_and_can_be_turned_off(
     alone = generator.generate(prompt, seed=3, steps=2 if backend != "gan" else None)
     assert np.array_equal(np.asarray(batched[0].images[0]), np.asarray(alone.images[0]))
     assert "layout" in batched[0].info and "layout" not in batched[1].info
+    lone = generator.generate_batch([prompt], [3], steps=2 if backend != "gan" else None)[0]  # POST /v1/image's path
+    assert np.array_equal(np.asarray(lone.images[0]), np.asarray(alone.images[0])) and "layout" in lone.info
     with pytest.raises(InvalidRequest, match="layout must be True or False"):
         generator.generate(prompt, layout="yes")
 

@@ -253,11 +253,12 @@ class BaseGenerator:
                                    layout=r.layout) for r in requests]
             return [Generation(result.images, result.timings, result.peak_memory, {**result.info, "batched_with": 1})
                     for result in alone]
-        images, text, timings, peak_memory, _ = self._run([r.prompt for r in requests], batch, on_step, deadline)
+        # extra: the layout of a lone request's scene (a batch of several holds none, see above)
+        images, text, timings, peak_memory, extra = self._run([r.prompt for r in requests], batch, on_step, deadline)
         return [Generation([image], timings, peak_memory,
                            {**self.info(dataclasses.replace(batch, prompt=r.prompt, seed=r.seed), text.truncated[i],
                                         text.match(i)),
-                            "batched_with": len(requests)})
+                            **extra, "batched_with": len(requests)})
                 for i, (r, image) in enumerate(zip(requests, images))]
 
     def batches_exactly(self, steps: int | None) -> bool:
@@ -354,8 +355,9 @@ class BaseGenerator:
         rows, per_row = request.batch_size, len(captions)
         with timer.stage("layout_objects"):  # the text of each object and its drawing
             text = self._name_embeddings(captions * rows)
-            drawn = self._generate(dataclasses.replace(request, batch_size=rows * per_row), text,
-                                   StageTimer(self.device), on_step)
+            # One seed for all the copies: a one-request batch's ImageSeeds would give noise for one image only.
+            copies_request = dataclasses.replace(request, batch_size=rows * per_row, seed=int(request.seed))
+            drawn = self._generate(copies_request, text, StageTimer(self.device), on_step)
         with timer.stage("layout_arrange"):
             images, slots = arrange(drawn, scene, rows, request.seed)
         drawing = (f"{per_row} objects drawn one at a time by the model and arranged" if per_row > 1
