@@ -70,13 +70,13 @@ def evaluate_composition(configs: list[CompositionConfig], images_per_prompt: in
     started, load_before = time.perf_counter(), os.getloadavg()
     for config in tqdm(configs, desc="composition", unit="config"):
         generator = genimg.load(config.backend, device=device, precision=precision, tiny_decoder=config.tiny_decoder)
-        kwargs = {"steps": config.steps, "layout": config.layout} | (
-            {"best_of": config.best_of} if config.best_of > 1 else {})
+        kwargs = {"steps": config.steps, "layout": config.layout, "best_of": config.best_of}
         timed_generations(generator, prompts[:1], images_per_prompt, seed, **kwargs)  # warm-up
         images, ms = timed_generations(generator, prompts, images_per_prompt, seed, **kwargs)
         drawn[config.label] = images
         rows.append({"config": config.label, "backend": config.backend, "steps": config.steps,
-                     "best_of": config.best_of, "layout": config.layout, "ms_per_image": round(ms, 2), **score(prompts, images, classifier)})
+                     "best_of": config.best_of, "layout": config.layout, "ms_per_image": round(ms, 2),
+                     **score(prompts, images, classifier)})
     report = {"date": time.strftime("%Y-%m-%d"), "hardware": cpu_name(), "images_per_prompt": images_per_prompt,
               "seed": seed, "precision": precision, "prompts": [p.prompt for p in prompts],
               "load_average": [load_before, os.getloadavg()], "seconds": round(time.perf_counter() - started, 1),

@@ -11,6 +11,7 @@ from PIL import Image
 
 from genimg.assets import ASSETS
 from genimg.models.judge import Judge
+from genimg.scene import CANVAS
 from genimg.threads import LOAD_LOCK
 from genimg.text import TextEncoder
 
@@ -47,12 +48,11 @@ class PromptJudge:
             similarity = self.image_embeddings(images) @ self.text_embeddings([prompt]).T
         return [round(100.0 * max(0.0, float(s)), 1) for s in similarity[:, 0]]
 
-
-    def score_layout(self, images: list[Image.Image], layout: dict, canvas: int = JUDGE_SIZE) -> list[float]:
+    def score_layout(self, images: list[Image.Image], layout: dict, canvas: int = CANVAS) -> list[float]:
         """A scene drawn by the layout (``result.info["layout"]``): per image, the mean score of each object's slot
         against what it was drawn as. The judge learned single emoji, so a whole scene against its sentence is out of
-        its world (it scores a right scene near 0); each slot is one emoji. Slots are in ``canvas`` pixels, scaled to
-        each image's size (an upscaled image is 2x)."""
+        its world (it scores a right scene near 0); each slot is one emoji. Slots are in the models' ``canvas`` pixels
+        (``genimg.scene.layout``), scaled to each image's size (an upscaled image is 2x)."""
         if not images:
             return []
         crops = []
